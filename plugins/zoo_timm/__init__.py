@@ -1,0 +1,24 @@
+"""zoo's timm plugin: the ImageNet backbones of timm (ResNet, VGG, Inception, MobileNet and ~1,800 tags).
+
+The catalogue is static data (`catalogue.json`, written by ``scripts/generate_timm_catalogue.py``), so
+finding a model never imports timm or torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zoo_core import Requirement, hookimpl
+
+CATALOGUE = Path(__file__).with_name("catalogue.json")
+INSTALL = "pip install 'zoo-tl[vision]'"
+
+
+@hookimpl
+def plugin_requirements() -> list[Requirement]:
+    return [Requirement(module, INSTALL) for module in ("torch", "timm", "safetensors")]
+
+
+@hookimpl
+def register_models() -> list[Path]:
+    return [CATALOGUE]

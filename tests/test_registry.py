@@ -1,0 +1,170 @@
+"""Parsing and validating registry files: good entries become specs, bad ones one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import image_entry
+from zoo_core import EmbeddingInput, ImageInput, RegistryError, TextInput, parse_spec
+from zoo_core.registry import read_registry_file
+
+FULL = """
+endpoint = "https://mirror.example/hf"
+
+[[model]]
+name = "resnet18.a1_in1k"
+aliases = ["resnet18"]
+plugin = "timm"
+arch = "resnet18"
+family = "resnet"
+task = "image-classification"
+modality = "image"
+license = "apache-2.0"
+tags = ["imagenet-1k"]
+description = "ResNet-18"
+paper = "arXiv:1512.03385"
+params = 11689512
+source = { hub = "timm/resnet18.a1_in1k", revision = "main", files = ["model.safetensors"] }
+sha256 = { "model.safetensors" = "AB" }
+input = { channels = 3, height = 224, width = 224, mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225], interpolation = "bicubic", crop_pct = 0.95 }
+output = { num_classes = 1000, feature_dim = 512 }
+
+[[model]]
+name = "bert-base-uncased"
+plugin = "transformers"
+arch = "bert"
+family = "bert"
+task = "feature-extraction"
+modality = "text"
+source = { hub = "google-bert/bert-base-uncased", files = ["config.json"] }
+input = { tokenizer = "google-bert/bert-base-uncased", max_length = 512, lowercase = true }
+
+[[model]]
+name = "glove-6B-50d"
+plugin = "wordvec"
+arch = "glove"
+family = "glove"
+task = "word-embedding"
+modality = "embedding"
+source = { url = "https://example.org/glove.6B.zip", files = ["glove.6B.50d.txt"] }
+input = { dim = 50, vocab_size = 400000, lowercase = true }
+"""
+
+
+def _one_error(path: Path) -> str:
+    specs, errors = read_registry_file(path)
+    assert len(errors) == 1, errors
+    return str(errors[0])
+
+
+def test_each_modality_parses_into_typed_specs(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(FULL.replace('"AB"', '"' + "ab" * 32 + '"'))
+    specs, errors = read_registry_file(path)
+    assert errors == []
+    image, text, embedding = specs
+    assert image.input == ImageInput(3, 224, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", 0.95)
+    assert image.aliases == ("resnet18",) and image.params == 11689512
+    assert image.output.num_classes == 1000 and image.output.feature_dim == 512
+    assert image.sha256 == {"model.safetensors": "ab" * 32}
+    assert image.source.revision == "main" and image.source.endpoint == "https://mirror.example/hf"
+    assert text.input == TextInput("google-bert/bert-base-uncased", 512, True)
+    assert embedding.input == EmbeddingInput(dim=50, vocab_size=400000, lowercase=True)
+    assert embedding.source.url == "https://example.org/glove.6B.zip" and embedding.source.hub is None
+    assert image.origin == str(path)
+
+
+def test_image_defaults_fill_what_an_entry_leaves_out(write_registry: Callable[..., Path]) -> None:
+    (spec,), _ = read_registry_file(write_registry(image_entry("a.b")))
+    assert spec.input.mean == (0.485, 0.456, 0.406)  # type: ignore[union-attr]
+    assert spec.input.channel_order == "RGB" and spec.input.value_range == (0.0, 1.0)  # type: ignore[union-attr]
+
+
+def test_toml_syntax_error_names_file_and_line(write_registry: Callable[..., Path]) -> None:
+    path = write_registry('[[model]]\nname = "a"\nplugin = timm\n')
+    message = _one_error(path)
+    assert message.startswith(f"{path}:3: invalid TOML")
+
+
+def test_missing_field_names_file_line_entry_and_field(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("good.one") + image_entry("bad.one").replace('plugin = "timm"\n', ""))
+    specs, errors = read_registry_file(path)
+    assert [spec.name for spec in specs] == ["good.one"]  # the rest of the file still loads
+    assert str(errors[0]).startswith(f"{path}:13: model 'bad.one': field 'plugin': missing")
+
+
+def test_wrong_type_names_the_nested_field(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a.b").replace("width = 224 }", 'width = 224, mean = "0.5" }'))
+    assert "model 'a.b': field 'input.mean': expected a list of numbers, got '0.5'" in _one_error(path)
+
+
+def test_mean_must_match_channels(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a.b").replace("width = 224 }", "width = 224, mean = [0.5] }"))
+    assert "field 'input.mean': expected 3 numbers, got 1" in _one_error(path)
+
+
+def test_unknown_field_suggests_the_close_one(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a.b").replace("license =", "lisence ="))
+    assert "field 'lisence': unknown field; did you mean 'license'?" in _one_error(path)
+
+
+def test_boolean_is_not_a_number(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a.b").replace("channels = 3", "channels = true"))
+    assert "field 'input.channels': expected a whole number, got True" in _one_error(path)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "weights/../../x", "C:/x", "a\\\\b"])
+def test_file_names_cannot_leave_the_model_folder(write_registry: Callable[..., Path], name: str) -> None:
+    path = write_registry(image_entry("a.b").replace('"model.safetensors"', f'"{name}"'))
+    assert "field 'source.files'" in _one_error(path) and "leaves the model's folder" in _one_error(path)
+
+
+def test_sha256_must_be_hex_and_name_a_listed_file(write_registry: Callable[..., Path]) -> None:
+    bad_hex = write_registry(image_entry("a.b") + 'sha256 = { "model.safetensors" = "xyz" }\n')
+    assert "field 'sha256.model.safetensors': expected 64 hexadecimal characters" in _one_error(bad_hex)
+    other = write_registry(image_entry("a.b") + f'sha256 = {{ "other.bin" = "{"0" * 64}" }}\n', "b.toml")
+    assert "names a file that is not in source.files" in _one_error(other)
+
+
+def test_source_needs_exactly_one_of_hub_and_url(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a.b").replace('hub = "timm/a.b"', 'hub = "x/y", url = "https://x"'))
+    assert "field 'source': give exactly one of hub" in _one_error(path)
+
+
+def test_crop_pct_above_one_is_valid_but_zero_is_not(write_registry: Callable[..., Path]) -> None:
+    (spec,), _ = read_registry_file(write_registry(image_entry("a.b").replace("width = 224", "width = 224, crop_pct = 1.15")))
+    assert spec.input.crop_pct == 1.15  # type: ignore[union-attr]
+    path = write_registry(image_entry("a.b").replace("width = 224", "width = 224, crop_pct = 0"), "z.toml")
+    assert "field 'input.crop_pct': must be above 0" in _one_error(path)
+
+
+def test_unknown_top_level_key_and_unreadable_file(write_registry: Callable[..., Path], tmp_path: Path) -> None:
+    assert "unknown top-level key 'models'" in _one_error(write_registry("[[models]]\nname = 'x'\n"))
+    assert "cannot read registry file" in _one_error(tmp_path / "absent.toml")
+    (tmp_path / "latin.toml").write_bytes(b"# caf\xe9\n")
+    assert "not UTF-8 text" in _one_error(tmp_path / "latin.toml")
+
+
+def test_json_registry_has_the_same_shape(tmp_path: Path) -> None:
+    entry = {"name": "x.y", "plugin": "p", "arch": "x", "family": "f", "task": "t", "modality": "embedding",
+             "source": {"hub": "o/r"}, "input": {"dim": 8}}  # fmt: skip
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"about": {"generated_by": "test"}, "model": [entry, {**entry, "name": 3}]}))
+    specs, errors = read_registry_file(path)
+    assert [spec.input for spec in specs] == [EmbeddingInput(dim=8)]
+    assert "field 'name': expected a string, got 3" in str(errors[0])
+    (tmp_path / "broken.json").write_text('{"model": [\n}')
+    assert _one_error(tmp_path / "broken.json").startswith(f"{tmp_path / 'broken.json'}:2: invalid JSON")
+
+
+def test_parse_spec_errors_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="plugin 'x': model 'a': field 'modality': 'video' is not one of"):
+        parse_spec({"name": "a", "plugin": "p", "arch": "a", "family": "f", "task": "t", "modality": "video",
+                    "source": {"hub": "o/r"}, "input": {}}, "plugin 'x'")  # fmt: skip
+    entry = {"name": "a", "aliases": ["bad name"], "plugin": "p", "arch": "a", "family": "f", "task": "t",
+             "modality": "embedding", "source": {"hub": "o/r"}, "input": {"dim": 2}}  # fmt: skip
+    with pytest.raises(RegistryError, match="here: model 'a': field 'aliases': 'bad name' may hold only"):
+        parse_spec(entry, "here")

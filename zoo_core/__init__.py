@@ -1,0 +1,105 @@
+"""zoo: a plugin-based model zoo for transfer learning.
+
+The Python API mirrors the CLI::
+
+    import zoo_core
+    zoo_core.search("resnet", license=["apache-2.0"])   # -> list[ModelSpec], best first
+    zoo_core.get("resnet50")                             # -> ModelSpec (names and aliases)
+    zoo_core.list_models(family="vgg")                   # -> list[ModelSpec], by name
+
+Importing zoo_core is cheap: nothing here imports torch, timm, transformers or onnxruntime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zoo_core._version import __version__
+from zoo_core.catalogue import Catalogue, Filters
+from zoo_core.checks import CheckReport, Finding
+from zoo_core.errors import (
+    ModelNotFoundError,
+    PluginError,
+    PluginUnavailableError,
+    RegistryError,
+    RegistryWarning,
+    ZooError,
+)
+from zoo_core.hookspecs import hookimpl
+from zoo_core.plugins import Requirement
+from zoo_core.registry import parse_spec
+from zoo_core.sources import default_catalogue, load_catalogue
+from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
+
+__all__ = [
+    "Catalogue",
+    "CheckReport",
+    "EmbeddingInput",
+    "Filters",
+    "Finding",
+    "ImageInput",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "Output",
+    "PluginError",
+    "PluginUnavailableError",
+    "RegistryError",
+    "RegistryWarning",
+    "Requirement",
+    "Source",
+    "TextInput",
+    "ZooError",
+    "__version__",
+    "get",
+    "hookimpl",
+    "list_models",
+    "load_catalogue",
+    "parse_spec",
+    "search",
+]
+
+
+def _filters(
+    family: str | None,
+    task: str | None,
+    modality: str | None,
+    plugin: str | None,
+    license: str | Sequence[str] | None,
+    max_params: int | None,
+) -> Filters:
+    licenses = (license,) if isinstance(license, str) else tuple(license or ())
+    return Filters(family, task, modality, plugin, licenses, max_params)
+
+
+def search(
+    query: str,
+    *,
+    limit: int | None = 20,
+    family: str | None = None,
+    task: str | None = None,
+    modality: str | None = None,
+    plugin: str | None = None,
+    license: str | Sequence[str] | None = None,
+    max_params: int | None = None,
+) -> list[ModelSpec]:
+    """Models matching `query`, best first: exact name, alias, prefix, words, then close spellings."""
+    filters = _filters(family, task, modality, plugin, license, max_params)
+    return default_catalogue().search(query, filters, limit)
+
+
+def get(name: str) -> ModelSpec:
+    """The model with this name or alias; raises `ModelNotFoundError` naming the closest matches."""
+    return default_catalogue().get(name)
+
+
+def list_models(
+    *,
+    family: str | None = None,
+    task: str | None = None,
+    modality: str | None = None,
+    plugin: str | None = None,
+    license: str | Sequence[str] | None = None,
+    max_params: int | None = None,
+) -> list[ModelSpec]:
+    """Every model that passes the filters, sorted by name."""
+    return default_catalogue().select(_filters(family, task, modality, plugin, license, max_params))

@@ -1,0 +1,189 @@
+"""The catalogue: every known model spec, held in a SQLite index for lookup, filters and ranked search.
+
+SQLite keeps a 50,000-entry catalogue cheap: opening a cached index costs milliseconds, and search
+scans lower-cased columns in C. Specs are stored as JSON and rebuilt only for the rows a query returns.
+
+Search ranks, best first: exact name > alias > name or alias prefix > every query word in the name >
+every query word in name, aliases, family, tags or description > a close spelling of a name word or
+alias. Within a rank, a model's default tag (the one its alias points at) comes first, then natural
+name order (``resnet18`` before ``resnet101``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from zoo_core.errors import ModelNotFoundError
+from zoo_core.specs import ModelSpec
+
+__all__ = ["Catalogue", "Filters"]
+
+EXACT, ALIAS, PREFIX, WORDS_IN_NAME, WORDS, FUZZY = 6, 5, 4, 3, 2, 1
+_SCHEMA = """
+CREATE TABLE models (
+    name TEXT PRIMARY KEY, name_l TEXT, aliases_l TEXT, text_l TEXT, natural TEXT, has_alias INTEGER,
+    family TEXT, task TEXT, modality TEXT, plugin TEXT, license_l TEXT, params INTEGER, data TEXT
+);
+CREATE TABLE lookup (key TEXT PRIMARY KEY, name TEXT);
+CREATE TABLE words (word TEXT, name TEXT);
+CREATE INDEX words_by_word ON words (word);
+CREATE TABLE notes (message TEXT);
+"""
+_WORD = re.compile(r"[a-z]{3,}")  # fuzzy vocabulary: letter runs, so "resnet50" gives "resnet"
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Conditions a spec must meet; ``None`` (or empty) means "any"."""
+
+    family: str | None = None
+    task: str | None = None
+    modality: str | None = None
+    plugin: str | None = None
+    licenses: tuple[str, ...] = ()  # any of these, compared case-insensitively
+    max_params: int | None = None  # specs with an unknown parameter count are excluded
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE clause (always valid, "1" when empty) and its parameters."""
+        clauses, values = ["1"], []
+        for column in ("family", "task", "modality", "plugin"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if self.licenses:
+            clauses.append(f"license_l IN ({', '.join('?' * len(self.licenses))})")
+            values.extend(each.lower() for each in self.licenses)
+        if self.max_params is not None:
+            clauses.append("params <= ?")
+            values.append(self.max_params)
+        return " AND ".join(clauses), values
+
+
+def _natural(name: str) -> str:
+    """A sort key that orders numbers by value: resnet18 < resnet101."""
+    return _DIGITS.sub(lambda digits: digits.group().zfill(12), name.lower())
+
+
+def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], notes: Iterable[str]) -> None:
+    """Fill an empty database with `specs` (names unique) and the load-time `notes` to repeat on reuse."""
+    connection.executescript(_SCHEMA)
+    rows, lookup, words = [], {}, []
+    for spec in specs:
+        name_l = spec.name.lower()
+        aliases_l = [alias.lower() for alias in spec.aliases]
+        text = " ".join((spec.name, *spec.aliases, spec.family, *spec.tags, spec.description)).lower()
+        rows.append((
+            spec.name, name_l, "".join(f"\n{alias}\n" for alias in aliases_l), text, _natural(spec.name),
+            bool(spec.aliases), spec.family, spec.task, spec.modality, spec.plugin, (spec.license or "").lower(),
+            spec.params, json.dumps(spec.to_dict(), separators=(",", ":")),
+        ))  # fmt: skip
+        for alias in aliases_l:
+            lookup.setdefault(alias, spec.name)
+        words.extend((word, spec.name) for word in {*_WORD.findall(name_l), *aliases_l})
+    lookup.update({row[1]: row[0] for row in rows})  # a name always beats another model's alias
+    connection.executemany(f"INSERT INTO models VALUES ({', '.join('?' * 13)})", rows)
+    connection.executemany("INSERT INTO lookup VALUES (?, ?)", lookup.items())
+    connection.executemany("INSERT INTO words VALUES (?, ?)", words)
+    connection.executemany("INSERT INTO notes VALUES (?)", [(note,) for note in notes])
+    connection.commit()
+
+
+class Catalogue:
+    """A read-only set of specs, found by name or alias, filtered, and searched."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[ModelSpec]) -> Catalogue:
+        """A catalogue in memory, for specs that need no cache (tests, small programs)."""
+        connection = sqlite3.connect(":memory:")
+        write_index(connection, specs, ())
+        return cls(connection)
+
+    @property
+    def notes(self) -> list[str]:
+        """Warnings recorded while the sources were merged (overrides, skipped entries)."""
+        return [row[0] for row in self._db.execute("SELECT message FROM notes")]
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM models").fetchone()[0])
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self.select())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._find(name) is not None
+
+    def _find(self, name: str) -> str | None:
+        row = self._db.execute("SELECT name FROM models WHERE name = ?", (name,)).fetchone()
+        row = row or self._db.execute("SELECT name FROM lookup WHERE key = ?", (name.lower(),)).fetchone()
+        return row[0] if row else None
+
+    def _specs(self, sql: str, values: Iterable[Any] = ()) -> list[ModelSpec]:
+        return [ModelSpec.from_dict(json.loads(row[0])) for row in self._db.execute(sql, list(values))]
+
+    def get(self, name: str) -> ModelSpec:
+        """The spec with this name or alias (case-insensitive); `ModelNotFoundError` says what is close."""
+        found = self._find(name)
+        if found is not None:
+            return self._specs("SELECT data FROM models WHERE name = ?", [found])[0]
+        keys = [row[0] for row in self._db.execute("SELECT key FROM lookup")]
+        close = difflib.get_close_matches(name.lower(), keys, n=3, cutoff=0.6)
+        suggestion = ", ".join(f"'{self._find(key)}'" for key in close)
+        hint = f"did you mean {suggestion}?" if close else f"try `zoo search {name}`"
+        raise ModelNotFoundError(f"no model named '{name}' in the catalogue; {hint}")
+
+    def select(self, filters: Filters = Filters()) -> list[ModelSpec]:
+        """Specs that pass `filters`, in natural name order."""
+        where, values = filters.sql()
+        return self._specs(f"SELECT data FROM models WHERE {where} ORDER BY natural", values)
+
+    def search(self, query: str, filters: Filters = Filters(), limit: int | None = 20) -> list[ModelSpec]:
+        """Specs that match `query` and pass `filters`, best first (ranks in the module docstring)."""
+        needle = query.strip().lower()
+        words = needle.split()
+        if not words:
+            return []
+        where, values = filters.sql()
+        in_name = " AND ".join(["instr(name_l, ?)"] * len(words))
+        in_text = " AND ".join(["instr(text_l, ?)"] * len(words))
+        rank = f"""CASE
+            WHEN name_l = ? THEN {EXACT}
+            WHEN instr(aliases_l, ?) THEN {ALIAS}
+            WHEN substr(name_l, 1, length(?)) = ? OR instr(aliases_l, ?) THEN {PREFIX}
+            WHEN {in_name} THEN {WORDS_IN_NAME}
+            WHEN {in_text} THEN {WORDS}
+            ELSE 0 END"""
+        rank_values = [needle, f"\n{needle}\n", needle, needle, f"\n{needle}", *words, *words]
+        sql = f"""SELECT data FROM (SELECT data, natural, has_alias, {rank} AS rank FROM models WHERE {where})
+                  WHERE rank > 0 ORDER BY rank DESC, has_alias DESC, natural LIMIT ?"""
+        found = self._specs(sql, [*rank_values, *values, -1 if limit is None else limit])
+        return found or self._fuzzy(needle, where, values, limit)
+
+    def _fuzzy(self, needle: str, where: str, values: list[Any], limit: int | None) -> list[ModelSpec]:
+        """Models with a name word or alias spelled close to the query ("resnt", "mobilnet"), closest first."""
+        vocabulary = [row[0] for row in self._db.execute("SELECT DISTINCT word FROM words")]
+        found: dict[str, ModelSpec] = {}
+        for word in difflib.get_close_matches(needle, vocabulary, n=10, cutoff=0.75):
+            sql = f"""SELECT data FROM models WHERE {where} AND name IN (SELECT name FROM words WHERE word = ?)
+                      ORDER BY substr(name_l, 1, length(?)) = ? DESC, has_alias DESC, natural"""
+            for spec in self._specs(sql, [*values, word, word, word]):
+                found.setdefault(spec.name, spec)
+        return list(found.values())[:limit]
+
+    def families(self, plugin: str) -> dict[str, int]:
+        """How many models of each family the named plugin builds, most first."""
+        rows = self._db.execute(
+            "SELECT family, count(*) FROM models WHERE plugin = ? GROUP BY family ORDER BY count(*) DESC, family",
+            (plugin,),
+        )
+        return dict(rows.fetchall())

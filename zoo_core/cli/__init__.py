@@ -1,0 +1,98 @@
+"""The ``zoo`` command line: one click group, one module per command group.
+
+`main` is the single place that turns errors into what a user sees: a `ZooError` becomes one line on
+stderr and exit 1, a usage mistake exit 2 (click's), and a traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zoo_core._version import __version__
+from zoo_core.catalogue import Catalogue
+from zoo_core.sources import default_catalogue, load_catalogue
+from zoo_core.errors import ZooError
+
+__all__ = ["State", "cli", "main"]
+
+
+@dataclass
+class State:
+    """What the root options set for every subcommand."""
+
+    registry_files: tuple[Path, ...] = ()
+    _catalogue: Catalogue | None = field(default=None, repr=False)
+
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            self._catalogue = (
+                load_catalogue(self.registry_files) if self.registry_files else default_catalogue()
+            )
+        return self._catalogue
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+@click.option(
+    "--registry",
+    "registry_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Extra registry file (TOML); overrides earlier sources. Repeatable.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, registry_files: tuple[Path, ...], debug: bool) -> None:
+    """zoo: find a pretrained backbone, check your data against it, adapt it, ship it."""
+    ctx.obj = State(registry_files)
+
+
+def _register_commands() -> None:
+    from zoo_core.cli import models, plugins
+    from zoo_core.plugins import each_result
+
+    for module in (models, plugins):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    for _ in each_result("register_commands", cli=cli):  # a plugin that raises is reported, not fatal
+        pass
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    click.echo(f"zoo: warning: {message}", err=True)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Run the CLI and exit with its status: 0 ok, 1 user error, 2 usage error."""
+    args = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in args
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            if not cli.commands:
+                _register_commands()
+            status = cli.main(args=args, prog_name="zoo", standalone_mode=False)
+        except click.ClickException as error:
+            error.show()
+            status = error.exit_code
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            status = 1
+        except ZooError as error:
+            if debug:
+                raise
+            click.echo(f"Error: {error}", err=True)
+            status = 1
+        except Exception as error:
+            if debug:
+                raise
+            click.echo(f"Error: {type(error).__name__}: {error} (run again with --debug for the traceback)", err=True)
+            status = 1
+    sys.exit(status if isinstance(status, int) else 0)

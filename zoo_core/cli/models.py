@@ -1,0 +1,118 @@
+"""`zoo list`, `zoo search` and `zoo info`: finding models in the catalogue.
+
+These are the CLI's fast paths: they read the catalogue only and never import torch, timm,
+transformers or onnxruntime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from zoo_core.catalogue import Filters
+from zoo_core.cli.output import format_count, parse_count, print_json, print_table
+from zoo_core.specs import ModelSpec
+
+__all__ = ["COMMANDS"]
+
+_HEADERS = ("name", "family", "task", "params", "license")
+
+
+class _Count(click.ParamType):
+    name = "N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return value if isinstance(value, int) else parse_count(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a count; use e.g. 25000000, 25M or 1.5B", param, ctx)
+
+
+def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--family", help="Only this family (resnet, vgg, bert, …)."),
+        click.option("--task", help="Only this task (image-classification, …)."),
+        click.option("--modality", type=click.Choice(["image", "text", "embedding"]), help="Only this input kind."),
+        click.option("--plugin", help="Only models this plugin builds."),
+        click.option("--license", "licenses", multiple=True, help="Only these licenses, comma-separated."),
+        click.option("--max-params", type=_Count(), help="At most N parameters (25M, 1.5B, …)."),
+        click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(
+    family: str | None,
+    task: str | None,
+    modality: str | None,
+    plugin: str | None,
+    licenses: tuple[str, ...],
+    max_params: int | None,
+) -> Filters:
+    wanted = tuple(part.strip() for value in licenses for part in value.split(",") if part.strip())
+    return Filters(family, task, modality, plugin, wanted, max_params)
+
+
+def _show(specs: list[ModelSpec], as_json: bool, empty: str) -> None:
+    if as_json:
+        print_json([spec.to_dict() for spec in specs])
+        return
+    if not specs:
+        click.echo(empty, err=True)
+        return
+    rows = [(s.name, s.family, s.task, format_count(s.params), s.license or "-") for s in specs]
+    print_table(_HEADERS, rows)
+
+
+@click.command("list")
+@_filter_options
+@click.pass_obj
+def list_command(state: Any, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
+    """List the models in the catalogue, sorted by name."""
+    _show(state.catalogue().select(_filters(licenses=licenses, **filters)), as_json, "No model passes the filters.")
+
+
+@click.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most N results.")
+@_filter_options
+@click.pass_obj
+def search_command(
+    state: Any, query: tuple[str, ...], limit: int, as_json: bool, licenses: tuple[str, ...], **filters: Any
+) -> None:
+    """Find models by name, alias, family, tag or description; best matches first."""
+    found = state.catalogue().search(" ".join(query), _filters(licenses=licenses, **filters), limit)
+    _show(found, as_json, f"No model matches '{' '.join(query)}'.")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        parts = [f"{key}={_describe(item)}" for key, item in value.items() if item not in (None, (), [], {})]
+        return ", ".join(parts) or "-"
+    if isinstance(value, list | tuple):
+        return " ".join(str(item) for item in value) if value else "-"
+    return "-" if value in (None, "") else str(value)
+
+
+@click.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@click.pass_obj
+def info_command(state: Any, name: str, as_json: bool) -> None:
+    """Show everything the catalogue knows about one model."""
+    spec = state.catalogue().get(name)
+    data = spec.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    data["params"] = format_count(spec.params)
+    width = max(len(key) for key in data)
+    for key, value in data.items():
+        click.echo(f"{key.ljust(width)}  {_describe(value)}")
+
+
+COMMANDS = (list_command, search_command, info_command)

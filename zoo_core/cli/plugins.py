@@ -1,0 +1,50 @@
+"""`zoo plugins`: which plugins are installed, whether they work, and what they provide."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from zoo_core.cli.output import print_json, print_table
+from zoo_core.plugins import plugin_statuses
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_obj
+def plugins_command(state: Any, as_json: bool) -> None:
+    """List plugins: distribution, version, status, model families and counts."""
+    catalogue = state.catalogue()  # loading it first records plugins that fail in register_models
+    rows = []
+    for status in plugin_statuses():
+        families = catalogue.families(status.name)
+        rows.append({**asdict(status), "families": families, "models": sum(families.values())})
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ("name", "distribution", "version", "status", "models", "families"),
+        [
+            (row["name"], row["distribution"] or "-", row["version"] or "-", row["state"], str(row["models"]),
+             _families(row["families"]))
+            for row in rows
+        ],
+    )  # fmt: skip
+    for row in rows:
+        if row["state"] != "ok":
+            fix = f" — fix: {row['hint']}" if row["hint"] else ""
+            click.echo(f"{row['name']}: {row['state']}: {row['reason']}{fix}")
+
+
+def _families(counts: dict[str, int], shown: int = 5) -> str:
+    """The most common families, then how many more: timm alone has ~90."""
+    names = list(counts)
+    more = f" +{len(names) - shown} more" if len(names) > shown else ""
+    return (", ".join(names[:shown]) or "-") + more
+
+
+COMMANDS = (plugins_command,)

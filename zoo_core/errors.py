@@ -1,0 +1,51 @@
+"""Every exception zoo raises, in one place.
+
+Each error is a `ZooError` and also the built-in type a caller would naturally catch
+(`ModelNotFoundError` is a `KeyError`, `RegistryError` a `ValueError`), so code that knows nothing of zoo
+still handles them. Messages say what happened and what to type to fix it; the CLI prints them as one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ModelNotFoundError",
+    "PluginError",
+    "PluginUnavailableError",
+    "RegistryError",
+    "RegistryWarning",
+    "ZooError",
+]
+
+
+class ZooError(Exception):
+    """Base of every error zoo raises on purpose; the CLI shows its message without a traceback."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; a user-facing error must read as plain text.
+        return str(self.args[0]) if self.args else ""
+
+
+# --- the catalogue -------------------------------------------------------------------------------------
+
+
+class RegistryError(ZooError, ValueError):
+    """A registry file or one of its entries is malformed; the message names file, line, entry and field."""
+
+
+class RegistryWarning(UserWarning):
+    """Something in the catalogue was skipped or overridden; loading carried on."""
+
+
+class ModelNotFoundError(ZooError, KeyError):
+    """No model in the catalogue has the asked-for name or alias."""
+
+
+# --- plugins -------------------------------------------------------------------------------------------
+
+
+class PluginError(ZooError, RuntimeError):
+    """A plugin failed while zoo called one of its hooks, or no plugin could do what was asked."""
+
+
+class PluginUnavailableError(PluginError, ImportError):
+    """The plugin a model needs is not installed, or is missing one of its dependencies."""

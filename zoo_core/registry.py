@@ -1,0 +1,309 @@
+"""Reading registry files (TOML) and plugin data (dicts) into validated `ModelSpec` objects.
+
+Every problem becomes a `RegistryError` whose one-line message names the file, the line (where it is
+known), the entry and the field, with the fix. A bad entry never stops the others from loading:
+`read_registry_file` returns the good specs and the errors side by side.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
+
+from zoo_core.errors import RegistryError
+from zoo_core.specs import MODALITIES, EmbeddingInput, ImageInput, InputSpec, ModelSpec, Output, Source, TextInput
+
+__all__ = ["parse_spec", "read_registry_file"]
+
+_MODEL_HEADER = re.compile(r"^\s*\[\[\s*model\s*\]\]")
+_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
+
+_TOP_FIELDS = (
+    "name", "aliases", "plugin", "arch", "family", "task", "modality", "license", "tags", "description",
+    "paper", "source", "sha256", "input", "output", "params",
+)  # fmt: skip
+_FILE_FIELDS = ("model", "endpoint", "about")  # about: free-form notes (generator, versions) zoo ignores
+_REQUIRED = ("name", "plugin", "arch", "family", "task", "modality", "source", "input")
+_SOURCE_FIELDS = ("hub", "revision", "files", "url", "endpoint")
+_OUTPUT_FIELDS = ("num_classes", "feature_dim")
+_INPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "image": ("channels", "height", "width", "mean", "std", "interpolation", "crop_pct", "channel_order",
+              "value_range"),
+    "text": ("tokenizer", "max_length", "lowercase"),
+    "embedding": ("dim", "vocab_size", "lowercase"),
+}  # fmt: skip
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+
+
+class _Fields:
+    """Typed access to one table of an entry; every failure names where it happened."""
+
+    def __init__(self, table: Mapping[str, Any], where: str, prefix: str = "") -> None:
+        self.table = table
+        self.where = where  # "file:line: model 'name'"
+        self.prefix = prefix  # "input." for nested tables
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise RegistryError(f"{self.where}: field '{self.prefix}{key}': {problem}")
+
+    def reject_unknown(self, known: Sequence[str]) -> None:
+        for key in self.table:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+                hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
+                self.fail(key, f"unknown field; {hint}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], what: str, required: bool = False) -> Any:
+        if key not in self.table:
+            if required:
+                self.fail(key, f"missing; add {self.prefix}{key} = <{what}>")
+            return None
+        value = self.table[key]
+        # bool is an int in Python, but `channels = true` is a mistake, not a number.
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            self.fail(key, f"expected {what}, got {value!r}")
+        return value
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        value = self.get(key, str, "a string", required)
+        if value is not None and not value.strip():
+            self.fail(key, "must not be empty")
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], default: str | None = None) -> str | None:
+        value = self.text(key)
+        if value is None:
+            return default
+        if value not in choices:
+            self.fail(key, f"{value!r} is not one of: {', '.join(choices)}")
+        return value
+
+    def count(self, key: str, minimum: int = 0, required: bool = False) -> int | None:
+        value = self.get(key, int, "a whole number", required)
+        if value is not None and value < minimum:
+            self.fail(key, f"must be at least {minimum}, got {value}")
+        return value  # type: ignore[no-any-return]
+
+    def number(self, key: str) -> float | None:
+        value = self.get(key, (int, float), "a number")
+        return None if value is None else float(value)
+
+    def flag(self, key: str) -> bool | None:
+        return self.get(key, bool, "true or false")  # type: ignore[no-any-return]
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.get(key, list, "a list of strings") or []
+        if not all(isinstance(item, str) and item for item in value):
+            self.fail(key, f"expected a list of non-empty strings, got {value!r}")
+        return tuple(value)
+
+    def numbers(self, key: str, length: int | None = None) -> tuple[float, ...] | None:
+        value = self.get(key, list, "a list of numbers")
+        if value is None:
+            return None
+        if not all(isinstance(item, int | float) and not isinstance(item, bool) for item in value):
+            self.fail(key, f"expected a list of numbers, got {value!r}")
+        if length is not None and len(value) != length:
+            self.fail(key, f"expected {length} numbers, got {len(value)}")
+        return tuple(float(item) for item in value)
+
+    def sub(self, key: str, known: Sequence[str], required: bool = False) -> _Fields | None:
+        value = self.get(key, dict, "a table", required)
+        if value is None:
+            return None
+        fields = _Fields(value, self.where, f"{self.prefix}{key}.")
+        fields.reject_unknown(known)
+        return fields
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _check_file_name(fields: _Fields, name: str) -> None:
+    """A file name from a registry must stay inside the model's folder in the cache."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or "\\" in name or ".." in path.parts or re.match(r"^[A-Za-z]:", name):
+        fields.fail("files", f"{name!r} leaves the model's folder; use a path relative to the repo root")
+
+
+def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
+    source = fields.sub("source", _SOURCE_FIELDS, required=True)
+    assert source is not None
+    hub, url = source.text("hub"), source.text("url")
+    if (hub is None) == (url is None):
+        fields.fail("source", "give exactly one of hub = \"org/repo\" or url = \"https://…\"")
+    files = source.strings("files")
+    for name in files:
+        _check_file_name(source, name)
+    return Source(
+        hub=hub,
+        revision=source.text("revision"),
+        files=files,
+        url=url,
+        endpoint=source.text("endpoint") or default_endpoint,
+    )
+
+
+def _parse_sha256(fields: _Fields, files: tuple[str, ...]) -> dict[str, str]:
+    table = fields.get("sha256", dict, "a table of file = \"hex digest\"") or {}
+    for name, digest in table.items():
+        if not isinstance(digest, str) or not _HEX64.match(digest.lower()):
+            fields.fail(f"sha256.{name}", f"expected 64 hexadecimal characters, got {digest!r}")
+        if files and name not in files:
+            fields.fail(f"sha256.{name}", f"names a file that is not in source.files {list(files)}")
+    return {name: digest.lower() for name, digest in table.items()}
+
+
+def _parse_input(fields: _Fields, modality: str) -> InputSpec:
+    table = fields.sub("input", _INPUT_FIELDS[modality], required=True)
+    assert table is not None
+    if modality == "image":
+        channels = table.count("channels", minimum=1) or 3
+        defaults = ImageInput()
+        value_range = table.numbers("value_range", length=2) or defaults.value_range
+        return ImageInput(
+            channels=channels,
+            height=table.count("height", minimum=1) or defaults.height,
+            width=table.count("width", minimum=1) or defaults.width,
+            mean=table.numbers("mean", length=channels) or defaults.mean[:channels],
+            std=table.numbers("std", length=channels) or defaults.std[:channels],
+            interpolation=table.choice("interpolation", _INTERPOLATIONS, defaults.interpolation) or "",
+            crop_pct=_crop_pct(table),
+            channel_order=table.choice("channel_order", ("RGB", "BGR"), "RGB"),  # type: ignore[arg-type]
+            value_range=(value_range[0], value_range[1]),
+        )
+    if modality == "text":
+        return TextInput(
+            tokenizer=table.text("tokenizer", required=True) or "",
+            max_length=table.count("max_length", minimum=1) or 512,
+            lowercase=bool(table.flag("lowercase")),
+        )
+    return EmbeddingInput(
+        dim=table.count("dim", minimum=1, required=True) or 0,
+        vocab_size=table.count("vocab_size", minimum=1),
+        lowercase=bool(table.flag("lowercase")),
+    )
+
+
+def _crop_pct(table: _Fields) -> float:
+    value = table.number("crop_pct")
+    if value is None:
+        return ImageInput().crop_pct
+    if value <= 0:  # above 1 is valid: timm's volo_*_448 resizes smaller than the crop (1.15)
+        table.fail("crop_pct", f"must be above 0, got {value}")
+    return value
+
+
+def parse_spec(
+    entry: Mapping[str, Any],
+    origin: str,
+    line: int | None = None,
+    default_endpoint: str | None = None,
+) -> ModelSpec:
+    """Validate one registry entry (a TOML table or a plugin's dict) and build its spec.
+
+    `origin` is the file or plugin the entry came from; it prefixes every error and is kept on the spec.
+    """
+    label = entry.get("name") if isinstance(entry.get("name"), str) else None
+    where = f"{origin}:{line}" if line else origin
+    fields = _Fields(entry, f"{where}: model '{label}'" if label else f"{where}: model entry")
+    fields.reject_unknown(_TOP_FIELDS)
+    for key in _REQUIRED:
+        if key not in entry:
+            fields.fail(key, f"missing; every model needs {', '.join(_REQUIRED)}")
+    name = fields.text("name", required=True) or ""
+    aliases = fields.strings("aliases")
+    for key, each in [("name", name), *(("aliases", alias) for alias in aliases)]:
+        if not _NAME.match(each):
+            fields.fail(key, f"{each!r} may hold only letters, digits and . _ - / +")
+    modality = fields.choice("modality", MODALITIES) or ""
+    source = _parse_source(fields, default_endpoint)
+    output = fields.sub("output", _OUTPUT_FIELDS)
+    return ModelSpec(
+        name=name,
+        plugin=fields.text("plugin", required=True) or "",
+        arch=fields.text("arch", required=True) or "",
+        family=fields.text("family", required=True) or "",
+        task=fields.text("task", required=True) or "",
+        modality=modality,  # type: ignore[arg-type]
+        input=_parse_input(fields, modality),
+        source=source,
+        aliases=aliases,
+        license=fields.text("license"),
+        tags=fields.strings("tags"),
+        description=fields.text("description") or "",
+        paper=fields.text("paper"),
+        sha256=_parse_sha256(fields, source.files),
+        output=Output(
+            num_classes=output.count("num_classes") if output else None,
+            feature_dim=output.count("feature_dim", minimum=1) if output else None,
+        ),
+        params=fields.count("params", minimum=1),
+        origin=origin,
+    )
+
+
+def _read_document(path: Path) -> tuple[dict[str, Any], str]:
+    """The parsed file and its text; TOML unless the name ends in .json. Raises RegistryError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RegistryError(f"{path}: cannot read registry file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise RegistryError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if path.suffix == ".json":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise RegistryError(f"{path}:{error.lineno}: invalid JSON: {error.msg}; fix the syntax there") from None
+        if not isinstance(document, dict):
+            raise RegistryError(f"{path}: expected a JSON object with a \"model\" list")
+        return document, text
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as error:
+        found = _TOML_POSITION.search(str(error))
+        where = f"{path}:{found.group(1)}" if found else str(path)
+        problem = _TOML_POSITION.sub("", str(error)).strip()
+        raise RegistryError(f"{where}: invalid TOML: {problem}; fix the syntax on that line") from None
+
+
+def read_registry_file(path: Path) -> tuple[list[ModelSpec], list[RegistryError]]:
+    """Read one registry file (TOML, or JSON of the same shape): the valid specs, and one error per bad entry.
+
+    A file that cannot be read or parsed at all gives no specs and a single error.
+    """
+    try:
+        document, text = _read_document(path)
+    except RegistryError as error:
+        return [], [error]
+    unknown = [key for key in document if key not in _FILE_FIELDS]
+    if unknown:
+        return [], [RegistryError(f"{path}: unknown top-level key {unknown[0]!r}; models go in [[model]] tables")]
+    entries = document.get("model", [])
+    endpoint = document.get("endpoint")
+    if not isinstance(entries, list):
+        return [], [RegistryError(f"{path}: 'model' must be an array of [[model]] tables")]
+    if not isinstance(endpoint, str | None):
+        return [], [RegistryError(f"{path}: 'endpoint' must be a URL string, got {endpoint!r}")]
+
+    lines = [number for number, row in enumerate(text.splitlines(), 1) if _MODEL_HEADER.match(row)]
+    specs: list[ModelSpec] = []
+    errors: list[RegistryError] = []
+    for index, entry in enumerate(entries):
+        line = lines[index] if len(lines) == len(entries) else None
+        try:
+            if not isinstance(entry, dict):
+                raise RegistryError(f"{path}: model #{index + 1} is not a table; use [[model]]")
+            specs.append(parse_spec(entry, str(path), line, endpoint))
+        except RegistryError as error:
+            errors.append(error)
+    return specs, errors

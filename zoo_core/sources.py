@@ -1,0 +1,167 @@
+"""Gathering the catalogue's sources, merging them, and caching the merged index.
+
+Sources, each overriding the ones before it (with a warning that names both origins):
+1. the built-in ``registry.toml`` shipped inside `zoo_core`;
+2. what plugins return from the `register_models` hook: specs, or the paths of registry files they ship;
+3. the files listed in ``ZOO_REGISTRY``;
+4. files passed explicitly (``zoo --registry FILE``).
+A malformed file or entry is reported as a `RegistryWarning` and skipped; the rest still loads.
+
+The merged index is cached as SQLite under ``$ZOO_HOME/catalogue/``, keyed by zoo's version and code,
+each file's path, size and modification time, and the content of plugin-built specs — so editing any
+source rebuilds it, and an unchanged catalogue of any size opens in milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import warnings
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from zoo_core._version import __version__
+from zoo_core.catalogue import Catalogue, write_index
+from zoo_core.plugins import each_result
+from zoo_core.registry import read_registry_file
+from zoo_core.settings import Settings
+from zoo_core.errors import RegistryWarning
+from zoo_core.specs import ModelSpec
+
+__all__ = ["builtin_registry", "default_catalogue", "load_catalogue", "reset_catalogue"]
+
+_CACHES_KEPT = 8
+# The index is derived by this code too: a changed module (a new zoo, or a developer's edit) rebuilds it.
+_INDEX_CODE = ("catalogue.py", "registry.py", "specs.py")
+
+Source = Path | tuple[str, list[ModelSpec]]  # a registry file, or (plugin origin, specs it built)
+
+
+def builtin_registry() -> Path:
+    """The ``registry.toml`` shipped inside the package."""
+    return Path(str(resources.files("zoo_core").joinpath("registry.toml")))
+
+
+def _plugin_sources() -> list[Source]:
+    sources: list[Source] = []
+    for plugin, returned in each_result("register_models"):
+        specs = []
+        for item in returned:
+            if isinstance(item, Path):
+                sources.append(item)
+            elif isinstance(item, ModelSpec):
+                specs.append(item)
+            else:
+                message = f"plugin '{plugin}': register_models returned a {type(item).__name__}, not a ModelSpec or Path"
+                warnings.warn(message, RegistryWarning, stacklevel=2)
+        if specs:
+            sources.append((f"plugin '{plugin}'", specs))
+    return sources
+
+
+def _fingerprint(sources: Sequence[Source]) -> str:
+    digest = hashlib.sha256(f"zoo {__version__}\n".encode())
+    for module in _INDEX_CODE:
+        digest.update(f"{module} {Path(__file__).with_name(module).stat().st_mtime_ns}\n".encode())
+    for source in sources:
+        if isinstance(source, Path):
+            try:
+                stat = source.stat()
+                digest.update(f"file {source.resolve()} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"missing {source}\n".encode())
+        else:
+            origin, specs = source
+            digest.update(json.dumps([origin, [spec.to_dict() for spec in specs]], default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def _merge(sources: Sequence[Source]) -> tuple[list[ModelSpec], list[str]]:
+    merged: dict[str, ModelSpec] = {}
+    notes: list[str] = []
+    for source in sources:
+        if isinstance(source, Path):
+            specs, errors = read_registry_file(source)
+            notes.extend(str(error) for error in errors)
+        else:
+            origin, specs = source
+            specs = [spec if spec.origin else dataclasses.replace(spec, origin=origin) for spec in specs]
+        for spec in specs:
+            earlier = merged.pop(spec.name, None)  # pop: the overriding entry also takes the later position
+            if earlier is not None and earlier.origin != spec.origin:
+                notes.append(f"model '{spec.name}' from {spec.origin} overrides the one from {earlier.origin}")
+            elif earlier is not None:
+                notes.append(f"{spec.origin}: model '{spec.name}' is defined twice; the last one is used")
+            merged[spec.name] = spec
+    return list(merged.values()), notes
+
+
+def _open_cached(path: Path) -> Catalogue | None:
+    if not path.is_file():
+        return None
+    try:
+        return Catalogue(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    except sqlite3.Error:
+        return None
+
+
+def _build(folder: Path, path: Path, sources: Sequence[Source]) -> Catalogue:
+    """Merge the sources into a new index at `path`, written whole or not at all; in memory if it can't be."""
+    specs, notes = _merge(sources)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(handle)
+        try:
+            with sqlite3.connect(temporary) as connection:
+                write_index(connection, specs, notes)
+            connection.close()
+            os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        for stale in sorted(folder.glob("*.sqlite"), key=lambda each: each.stat().st_mtime)[:-_CACHES_KEPT]:
+            stale.unlink(missing_ok=True)
+    except (OSError, sqlite3.Error):  # a read-only or full ZOO_HOME costs speed, not correctness
+        connection = sqlite3.connect(":memory:")
+        write_index(connection, specs, notes)
+        return Catalogue(connection)
+    return _open_cached(path) or Catalogue.from_specs(specs)
+
+
+def load_catalogue(registry_files: Sequence[Path] = (), settings: Settings | None = None) -> Catalogue:
+    """Read every catalogue source, in override order, into a `Catalogue` (from the cache when unchanged)."""
+    settings = settings or Settings.from_env()
+    sources: list[Source] = [
+        builtin_registry(),
+        *_plugin_sources(),
+        *settings.registry_files,
+        *registry_files,
+    ]
+    folder = settings.home / "catalogue"
+    path = folder / f"{_fingerprint(sources)}.sqlite"
+    catalogue = _open_cached(path) or _build(folder, path, sources)
+    for note in catalogue.notes:
+        warnings.warn(note, RegistryWarning, stacklevel=2)
+    return catalogue
+
+
+_default: Catalogue | None = None
+
+
+def default_catalogue() -> Catalogue:
+    """The catalogue from the environment's sources, loaded once per process."""
+    global _default
+    if _default is None:
+        _default = load_catalogue()
+    return _default
+
+
+def reset_catalogue() -> None:
+    """Forget the default catalogue, so the next use reloads every source."""
+    global _default
+    _default = None
