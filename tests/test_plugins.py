@@ -36,7 +36,9 @@ def test_a_plugin_missing_a_module_is_unavailable_with_the_install_hint(
     register_plugin(NeedsMissing(), "fake")
     assert states()["fake"] == ("unavailable", "missing zoo_no_such_module", "pip install zoo-no-such")
     assert zoo_core.get("fakenet_tiny").plugin == "fake"  # its models stay findable
-    with pytest.raises(PluginUnavailableError, match="needs plugin 'fake', which is unavailable: .*pip install zoo-no-such"):
+    with pytest.raises(
+        PluginUnavailableError, match=r"needs plugin 'fake', which is unavailable: .*pip install zoo-no-such"
+    ):
         build_backbone(zoo_core.get("fakenet_tiny"), None)
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from conftest import image_entry
+
 from zoo_core import EmbeddingInput, ImageInput, RegistryError, TextInput, parse_spec
 from zoo_core.registry import read_registry_file
 
@@ -56,7 +56,7 @@ input = { dim = 50, vocab_size = 400000, lowercase = true }
 
 
 def _one_error(path: Path) -> str:
-    specs, errors = read_registry_file(path)
+    _, errors = read_registry_file(path)
     assert len(errors) == 1, errors
     return str(errors[0])
 
@@ -135,7 +135,9 @@ def test_source_needs_exactly_one_of_hub_and_url(write_registry: Callable[..., P
 
 
 def test_crop_pct_above_one_is_valid_but_zero_is_not(write_registry: Callable[..., Path]) -> None:
-    (spec,), _ = read_registry_file(write_registry(image_entry("a.b").replace("width = 224", "width = 224, crop_pct = 1.15")))
+    (spec,), _ = read_registry_file(
+        write_registry(image_entry("a.b").replace("width = 224", "width = 224, crop_pct = 1.15"))
+    )
     assert spec.input.crop_pct == 1.15  # type: ignore[union-attr]
     path = write_registry(image_entry("a.b").replace("width = 224", "width = 224, crop_pct = 0"), "z.toml")
     assert "field 'input.crop_pct': must be above 0" in _one_error(path)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import image_entry
 
 import zoo_core
-from conftest import image_entry
 from zoo_core import RegistryWarning, hookimpl, parse_spec
 from zoo_core.sources import builtin_registry, load_catalogue, reset_catalogue
 from zoo_core.specs import ModelSpec
@@ -94,7 +94,9 @@ def test_an_unwritable_home_still_gives_a_catalogue(monkeypatch: pytest.MonkeyPa
     assert "resnet18" in load_catalogue()
 
 
-def test_the_default_catalogue_is_loaded_once(write_registry: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_catalogue_is_loaded_once(
+    write_registry: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZOO_REGISTRY", str(write_registry(image_entry("first.v1"))))
     assert zoo_core.get("first.v1").name == "first.v1"
     monkeypatch.setenv("ZOO_REGISTRY", "")

@@ -75,7 +75,9 @@ def _natural(name: str) -> str:
 def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], notes: Iterable[str]) -> None:
     """Fill an empty database with `specs` (names unique) and the load-time `notes` to repeat on reuse."""
     connection.executescript(_SCHEMA)
-    rows, lookup, words = [], {}, []
+    rows: list[tuple[Any, ...]] = []
+    lookup: dict[str, str] = {}
+    words: list[tuple[str, str]] = []
     for spec in specs:
         name_l = spec.name.lower()
         aliases_l = [alias.lower() for alias in spec.aliases]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -116,14 +116,14 @@ def _load_entry_points(manager: ZooPluginManager) -> None:
             manager.record_failure(name, f"importing {entry_point.value}", error)
 
 
-def _trace_before(hook_name: str, hook_impls: list[pluggy.HookImpl], kwargs: dict[str, Any]) -> None:
+def _trace_before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
     plugins = ", ".join(impl.plugin_name for impl in hook_impls)
     arguments = ", ".join(f"{key}={_short(value)}" for key, value in kwargs.items())
     print(f"zoo trace: {hook_name}({arguments}) -> [{plugins}]", file=sys.stderr)
 
 
 def _trace_after(
-    outcome: pluggy.Result[Any], hook_name: str, hook_impls: list[pluggy.HookImpl], kwargs: dict[str, Any]
+    outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
 ) -> None:
     result = f"raised {outcome.exception!r}" if outcome.exception else _short(outcome.get_result())
     print(f"zoo trace: {hook_name} returned {result}", file=sys.stderr)

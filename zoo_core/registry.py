@@ -72,7 +72,7 @@ class _Fields:
         return value
 
     def text(self, key: str, required: bool = False) -> str | None:
-        value = self.get(key, str, "a string", required)
+        value: str | None = self.get(key, str, "a string", required)
         if value is not None and not value.strip():
             self.fail(key, "must not be empty")
         return value
@@ -139,7 +139,7 @@ def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
     assert source is not None
     hub, url = source.text("hub"), source.text("url")
     if (hub is None) == (url is None):
-        fields.fail("source", "give exactly one of hub = \"org/repo\" or url = \"https://…\"")
+        fields.fail("source", 'give exactly one of hub = "org/repo" or url = "https://…"')
     files = source.strings("files")
     for name in files:
         _check_file_name(source, name)
@@ -153,7 +153,7 @@ def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
 
 
 def _parse_sha256(fields: _Fields, files: tuple[str, ...]) -> dict[str, str]:
-    table = fields.get("sha256", dict, "a table of file = \"hex digest\"") or {}
+    table = fields.get("sha256", dict, 'a table of file = "hex digest"') or {}
     for name, digest in table.items():
         if not isinstance(digest, str) or not _HEX64.match(digest.lower()):
             fields.fail(f"sha256.{name}", f"expected 64 hexadecimal characters, got {digest!r}")
@@ -265,7 +265,7 @@ def _read_document(path: Path) -> tuple[dict[str, Any], str]:
         except json.JSONDecodeError as error:
             raise RegistryError(f"{path}:{error.lineno}: invalid JSON: {error.msg}; fix the syntax there") from None
         if not isinstance(document, dict):
-            raise RegistryError(f"{path}: expected a JSON object with a \"model\" list")
+            raise RegistryError(f'{path}: expected a JSON object with a "model" list')
         return document, text
     try:
         return tomllib.loads(text), text

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, write_index
+from zoo_core.errors import RegistryWarning
 from zoo_core.plugins import each_result
 from zoo_core.registry import read_registry_file
 from zoo_core.settings import Settings
-from zoo_core.errors import RegistryWarning
 from zoo_core.specs import ModelSpec
 
 __all__ = ["builtin_registry", "default_catalogue", "load_catalogue", "reset_catalogue"]
@@ -57,7 +57,9 @@ def _plugin_sources() -> list[Source]:
             elif isinstance(item, ModelSpec):
                 specs.append(item)
             else:
-                message = f"plugin '{plugin}': register_models returned a {type(item).__name__}, not a ModelSpec or Path"
+                message = (
+                    f"plugin '{plugin}': register_models returned a {type(item).__name__}, not a ModelSpec or Path"
+                )
                 warnings.warn(message, RegistryWarning, stacklevel=2)
         if specs:
             sources.append((f"plugin '{plugin}'", specs))
@@ -121,7 +123,7 @@ def _build(folder: Path, path: Path, sources: Sequence[Source]) -> Catalogue:
             with sqlite3.connect(temporary) as connection:
                 write_index(connection, specs, notes)
             connection.close()
-            os.replace(temporary, path)
+            Path(temporary).replace(path)
         finally:
             Path(temporary).unlink(missing_ok=True)
         for stale in sorted(folder.glob("*.sqlite"), key=lambda each: each.stat().st_mtime)[:-_CACHES_KEPT]:

@@ -17,8 +17,8 @@ import click
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue
-from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.errors import ZooError
+from zoo_core.sources import default_catalogue, load_catalogue
 
 __all__ = ["State", "cli", "main"]
 
@@ -32,9 +32,7 @@ class State:
 
     def catalogue(self) -> Catalogue:
         if self._catalogue is None:
-            self._catalogue = (
-                load_catalogue(self.registry_files) if self.registry_files else default_catalogue()
-            )
+            self._catalogue = load_catalogue(self.registry_files) if self.registry_files else default_catalogue()
         return self._catalogue
 
 

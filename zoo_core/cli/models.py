@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from zoo_core.catalogue import Filters
+from zoo_core.cli import State
 from zoo_core.cli.output import format_count, parse_count, print_json, print_table
 from zoo_core.specs import ModelSpec
 
@@ -20,14 +21,11 @@ __all__ = ["COMMANDS"]
 _HEADERS = ("name", "family", "task", "params", "license")
 
 
-class _Count(click.ParamType):
-    name = "N"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        try:
-            return value if isinstance(value, int) else parse_count(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a count; use e.g. 25000000, 25M or 1.5B", param, ctx)
+def _count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    try:
+        return None if value is None else parse_count(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a count; use e.g. 25000000, 25M or 1.5B") from None
 
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,7 +35,7 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--modality", type=click.Choice(["image", "text", "embedding"]), help="Only this input kind."),
         click.option("--plugin", help="Only models this plugin builds."),
         click.option("--license", "licenses", multiple=True, help="Only these licenses, comma-separated."),
-        click.option("--max-params", type=_Count(), help="At most N parameters (25M, 1.5B, …)."),
+        click.option("--max-params", metavar="N", callback=_count, help="At most N parameters (25M, 1.5B, …)."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table."),
     ]
     for option in reversed(options):
@@ -71,7 +69,7 @@ def _show(specs: list[ModelSpec], as_json: bool, empty: str) -> None:
 @click.command("list")
 @_filter_options
 @click.pass_obj
-def list_command(state: Any, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
+def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
     """List the models in the catalogue, sorted by name."""
     _show(state.catalogue().select(_filters(licenses=licenses, **filters)), as_json, "No model passes the filters.")
 
@@ -82,7 +80,7 @@ def list_command(state: Any, as_json: bool, licenses: tuple[str, ...], **filters
 @_filter_options
 @click.pass_obj
 def search_command(
-    state: Any, query: tuple[str, ...], limit: int, as_json: bool, licenses: tuple[str, ...], **filters: Any
+    state: State, /, query: tuple[str, ...], limit: int, as_json: bool, licenses: tuple[str, ...], **filters: Any
 ) -> None:
     """Find models by name, alias, family, tag or description; best matches first."""
     found = state.catalogue().search(" ".join(query), _filters(licenses=licenses, **filters), limit)
@@ -102,7 +100,7 @@ def _describe(value: Any) -> str:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
 @click.pass_obj
-def info_command(state: Any, name: str, as_json: bool) -> None:
+def info_command(state: State, /, name: str, as_json: bool) -> None:
     """Show everything the catalogue knows about one model."""
     spec = state.catalogue().get(name)
     data = spec.to_dict()

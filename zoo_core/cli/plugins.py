@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 import click
 
+from zoo_core.cli import State
 from zoo_core.cli.output import print_json, print_table
 from zoo_core.plugins import plugin_statuses
 
@@ -16,7 +16,7 @@ __all__ = ["COMMANDS"]
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.pass_obj
-def plugins_command(state: Any, as_json: bool) -> None:
+def plugins_command(state: State, /, as_json: bool) -> None:
     """List plugins: distribution, version, status, model families and counts."""
     catalogue = state.catalogue()  # loading it first records plugins that fail in register_models
     rows = []

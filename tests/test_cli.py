@@ -1,0 +1,134 @@
+"""The `zoo` command line: tables, JSON, filters, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import image_entry
+
+from zoo_core.cli import main
+from zoo_core.testing import FakePlugin
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def zoo(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run `zoo ARGS…` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        captured = capsys.readouterr()
+        return int(exited.value.code or 0), captured.out, captured.err
+
+    return run
+
+
+def test_search_prints_a_ranked_table(zoo: Run) -> None:
+    code, out, err = zoo("search", "resnet50", "--limit", "3")
+    lines = out.splitlines()
+    assert code == 0 and err == ""
+    assert lines[0].split() == ["NAME", "FAMILY", "TASK", "PARAMS", "LICENSE"]
+    assert lines[1].split() == ["resnet50.a1_in1k", "resnet", "image-classification", "25.6M", "apache-2.0"]
+    assert len(lines) == 4
+
+
+def test_search_json_is_only_a_json_array(zoo: Run) -> None:
+    code, out, _ = zoo("search", "vgg16", "--json", "--license", "bsd-3-clause")
+    found = json.loads(out)
+    assert code == 0 and [entry["name"] for entry in found] == ["vgg16.tv_in1k", "vgg16_bn.tv_in1k"]
+    assert found[0]["input"]["height"] == 224 and found[0]["source"]["hub"] == "timm/vgg16.tv_in1k"
+
+
+def test_search_with_no_match_says_so(zoo: Run) -> None:
+    assert zoo("search", "qqqqzzzz") == (0, "", "No model matches 'qqqqzzzz'.\n")
+    assert zoo("search", "qqqqzzzz", "--json") == (0, "[]\n", "")
+
+
+def test_list_filters(zoo: Run) -> None:
+    code, out, _ = zoo("list", "--modality", "text", "--json")
+    assert code == 0 and {entry["family"] for entry in json.loads(out)} == {"bert"}
+    code, out, _ = zoo("list", "--license", "cc-by-nc-4.0", "--license", "mit,bsd-3-clause", "--max-params", "5M",
+                       "--json")  # fmt: skip
+    found = json.loads(out)
+    assert code == 0 and found
+    assert all(e["license"] in {"cc-by-nc-4.0", "mit", "bsd-3-clause"} and e["params"] <= 5e6 for e in found)
+    _, out, _ = zoo("list", "--family", "inception", "--json")
+    assert {"inception_v3.tv_in1k", "inception_v4.tf_in1k", "inception_resnet_v2.tf_in1k"} <= {
+        entry["name"] for entry in json.loads(out)
+    }
+
+
+def test_info_shows_every_field(zoo: Run) -> None:
+    code, out, _ = zoo("info", "resnet18")
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.splitlines())
+    assert fields["name"] == "resnet18.a1_in1k" and fields["params"] == "11.7M"
+    assert "interpolation=bicubic" in fields["input"] and "hub=timm/resnet18.a1_in1k" in fields["source"]
+    _, out, _ = zoo("info", "minilm", "--json")
+    assert json.loads(out)["input"] == {"tokenizer": "sentence-transformers/all-MiniLM-L6-v2", "max_length": 256,
+                                        "lowercase": True}  # fmt: skip
+
+
+def test_unknown_model_is_a_one_line_user_error(zoo: Run) -> None:
+    code, out, err = zoo("info", "resnet5O")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("Error: no model named 'resnet5O' in the catalogue; did you mean 'resnet50.")
+
+
+def test_debug_shows_the_traceback() -> None:
+    from zoo_core import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError):
+        main(["--debug", "info", "resnet5O"])
+
+
+def test_usage_errors_exit_2(zoo: Run) -> None:
+    assert zoo("search")[0] == 2
+    assert zoo("frobnicate")[0] == 2
+    code, _, err = zoo("list", "--max-params", "lots")
+    assert code == 2 and "'lots' is not a count; use e.g. 25000000, 25M or 1.5B" in err
+    assert zoo("--registry", "/no/such/file.toml", "list")[0] == 2
+
+
+def test_registry_option_overrides_and_reports_bad_entries(zoo: Run, write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("mine.v1") + image_entry("mine.v2").replace("modality =", "modalty ="))
+    code, out, err = zoo("--registry", str(path), "info", "mine.v1", "--json")
+    assert code == 0 and json.loads(out)["origin"] == str(path)
+    assert (
+        err == f"zoo: warning: {path}:13: model 'mine.v2': field 'modalty': unknown field; did you mean 'modality'?\n"
+    )
+
+
+def test_plugins_lists_state_models_and_families(zoo: Run, fake_plugin: FakePlugin) -> None:
+    code, out, _ = zoo("plugins", "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0
+    assert rows["fake"]["state"] == "ok" and rows["fake"]["models"] == 3 and rows["fake"]["families"] == {"fakenet": 3}
+    assert rows["timm"]["distribution"] == "zoo-tl" and rows["timm"]["models"] > 1500
+    assert {"resnet", "vgg", "inception", "mobilenet"} <= set(rows["timm"]["families"])
+    code, out, _ = zoo("plugins")
+    assert out.splitlines()[0].split() == ["NAME", "DISTRIBUTION", "VERSION", "STATUS", "MODELS", "FAMILIES"]
+    assert any(line.split()[:4] == ["transformers", "zoo-tl", "0.1.0", "ok"] for line in out.splitlines())
+
+
+def test_plugins_shows_why_a_plugin_is_unavailable(zoo: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    # Simulate a machine without timm installed: only the lookup of that one module changes.
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "timm" else real_find_spec(name, *a)
+    )
+    code, out, _ = zoo("plugins")
+    assert code == 0
+    assert "timm: unavailable: missing timm — fix: pip install 'zoo-tl[vision]'" in out.splitlines()
+
+
+def test_version(zoo: Run) -> None:
+    assert zoo("--version") == (0, "zoo, version 0.1.0\n", "")
