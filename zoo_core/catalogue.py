@@ -28,11 +28,13 @@ EXACT, ALIAS, PREFIX, WORDS_IN_NAME, WORDS, FUZZY = 6, 5, 4, 3, 2, 1
 _SCHEMA = """
 CREATE TABLE models (
     name TEXT PRIMARY KEY, name_l TEXT, aliases_l TEXT, text_l TEXT, natural TEXT, has_alias INTEGER,
-    family TEXT, task TEXT, modality TEXT, plugin TEXT, license_l TEXT, params INTEGER, data TEXT
+    family TEXT, task TEXT, modality TEXT, plugin TEXT, license_l TEXT, params INTEGER
 );
+CREATE TABLE specs (name TEXT PRIMARY KEY, data TEXT);
 CREATE TABLE lookup (key TEXT PRIMARY KEY, name TEXT);
 CREATE TABLE words (word TEXT, name TEXT);
 CREATE INDEX words_by_word ON words (word);
+CREATE TABLE vocabulary (word TEXT PRIMARY KEY);
 CREATE TABLE notes (message TEXT);
 """
 _WORD = re.compile(r"[a-z]{3,}")  # fuzzy vocabulary: letter runs, so "resnet50" gives "resnet"
@@ -78,6 +80,7 @@ def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], note
     rows: list[tuple[Any, ...]] = []
     lookup: dict[str, str] = {}
     words: list[tuple[str, str]] = []
+    specs_json: list[tuple[str, str]] = []
     for spec in specs:
         name_l = spec.name.lower()
         aliases_l = [alias.lower() for alias in spec.aliases]
@@ -85,15 +88,18 @@ def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], note
         rows.append((
             spec.name, name_l, "".join(f"\n{alias}\n" for alias in aliases_l), text, _natural(spec.name),
             bool(spec.aliases), spec.family, spec.task, spec.modality, spec.plugin, (spec.license or "").lower(),
-            spec.params, json.dumps(spec.to_dict(), separators=(",", ":")),
+            spec.params,
         ))  # fmt: skip
+        specs_json.append((spec.name, json.dumps(spec.to_dict(), separators=(",", ":"))))
         for alias in aliases_l:
             lookup.setdefault(alias, spec.name)
-        words.extend((word, spec.name) for word in {*_WORD.findall(name_l), *aliases_l})
+        words.extend((word, spec.name) for word in set(_WORD.findall(" ".join((name_l, *aliases_l)))))
     lookup.update({row[1]: row[0] for row in rows})  # a name always beats another model's alias
-    connection.executemany(f"INSERT INTO models VALUES ({', '.join('?' * 13)})", rows)
+    connection.executemany(f"INSERT INTO models VALUES ({', '.join('?' * 12)})", rows)
+    connection.executemany("INSERT INTO specs VALUES (?, ?)", specs_json)
     connection.executemany("INSERT INTO lookup VALUES (?, ?)", lookup.items())
     connection.executemany("INSERT INTO words VALUES (?, ?)", words)
+    connection.executemany("INSERT INTO vocabulary VALUES (?)", [(word,) for word in {word for word, _ in words}])
     connection.executemany("INSERT INTO notes VALUES (?)", [(note,) for note in notes])
     connection.commit()
 
@@ -131,13 +137,25 @@ class Catalogue:
         return row[0] if row else None
 
     def _specs(self, sql: str, values: Iterable[Any] = ()) -> list[ModelSpec]:
-        return [ModelSpec.from_dict(json.loads(row[0])) for row in self._db.execute(sql, list(values))]
+        """Run `sql`, which selects names in order, and rebuild those names' specs."""
+        return self._named([row[0] for row in self._db.execute(sql, list(values))])
+
+    def _named(self, names: list[str]) -> list[ModelSpec]:
+        """The specs of these names, in this order."""
+        found: dict[str, str] = {}
+        for start in range(0, len(names), 500):  # SQLite limits the parameters of one statement
+            chunk = names[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT name, data FROM specs WHERE name IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update(rows.fetchall())
+        return [ModelSpec.from_dict(json.loads(found[name])) for name in names]
 
     def get(self, name: str) -> ModelSpec:
         """The spec with this name or alias (case-insensitive); `ModelNotFoundError` says what is close."""
         found = self._find(name)
         if found is not None:
-            return self._specs("SELECT data FROM models WHERE name = ?", [found])[0]
+            return self._named([found])[0]
         keys = [row[0] for row in self._db.execute("SELECT key FROM lookup")]
         close = difflib.get_close_matches(name.lower(), keys, n=3, cutoff=0.6)
         suggestion = ", ".join(f"'{self._find(key)}'" for key in close)
@@ -147,7 +165,7 @@ class Catalogue:
     def select(self, filters: Filters = Filters()) -> list[ModelSpec]:
         """Specs that pass `filters`, in natural name order."""
         where, values = filters.sql()
-        return self._specs(f"SELECT data FROM models WHERE {where} ORDER BY natural", values)
+        return self._specs(f"SELECT name FROM models WHERE {where} ORDER BY natural", values)
 
     def search(self, query: str, filters: Filters = Filters(), limit: int | None = 20) -> list[ModelSpec]:
         """Specs that match `query` and pass `filters`, best first (ranks in the module docstring)."""
@@ -166,21 +184,21 @@ class Catalogue:
             WHEN {in_text} THEN {WORDS}
             ELSE 0 END"""
         rank_values = [needle, f"\n{needle}\n", needle, needle, f"\n{needle}", *words, *words]
-        sql = f"""SELECT data FROM (SELECT data, natural, has_alias, {rank} AS rank FROM models WHERE {where})
+        sql = f"""SELECT name FROM (SELECT name, natural, has_alias, {rank} AS rank FROM models WHERE {where})
                   WHERE rank > 0 ORDER BY rank DESC, has_alias DESC, natural LIMIT ?"""
         found = self._specs(sql, [*rank_values, *values, -1 if limit is None else limit])
         return found or self._fuzzy(needle, where, values, limit)
 
     def _fuzzy(self, needle: str, where: str, values: list[Any], limit: int | None) -> list[ModelSpec]:
         """Models with a name word or alias spelled close to the query ("resnt", "mobilnet"), closest first."""
-        vocabulary = [row[0] for row in self._db.execute("SELECT DISTINCT word FROM words")]
-        found: dict[str, ModelSpec] = {}
+        vocabulary = [row[0] for row in self._db.execute("SELECT word FROM vocabulary")]
+        names: dict[str, None] = {}  # ordered set
         for word in difflib.get_close_matches(needle, vocabulary, n=10, cutoff=0.75):
-            sql = f"""SELECT data FROM models WHERE {where} AND name IN (SELECT name FROM words WHERE word = ?)
-                      ORDER BY substr(name_l, 1, length(?)) = ? DESC, has_alias DESC, natural"""
-            for spec in self._specs(sql, [*values, word, word, word]):
-                found.setdefault(spec.name, spec)
-        return list(found.values())[:limit]
+            sql = f"""SELECT name FROM models WHERE {where} AND name IN (SELECT name FROM words WHERE word = ?)
+                      ORDER BY substr(name_l, 1, length(?)) = ? DESC, has_alias DESC, natural LIMIT ?"""
+            rows = self._db.execute(sql, [*values, word, word, word, -1 if limit is None else limit])
+            names.update((row[0], None) for row in rows)
+        return self._named(list(names)[:limit])
 
     def families(self, plugin: str) -> dict[str, int]:
         """How many models of each family the named plugin builds, most first."""
