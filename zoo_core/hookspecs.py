@@ -29,8 +29,8 @@ hookimpl = pluggy.HookimplMarker("zoo")
 def plugin_requirements() -> list[Requirement]:
     """Name the modules the plugin imports lazily, so zoo can tell whether it is usable.
 
-    Called when zoo lists plugins (`zoo plugins`) and before it asks a plugin to build or convert a
-    model. zoo looks each module up with `importlib.util.find_spec`, without importing it. Return one
+    Called when zoo lists plugins (`zoo plugins`) and before it asks a plugin to build a model.
+    zoo looks each module up with `importlib.util.find_spec`, without importing it. Return one
     `Requirement(module, install)` per top-level module; `install` is the command that provides it.
     A plugin with a missing module is shown as *unavailable* with that command, and its models stay in
     the catalogue. Each plugin answers for itself; the lists are not merged.
@@ -55,7 +55,8 @@ def register_models() -> list[ModelSpec | Path]:
 def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
     """Build the network a spec describes.
 
-    Called by `zoo_core.load` with a spec whose ``plugin`` field names a plugin, and the local folder
+    Called through `zoo_core.plugins.build_backbone` whenever zoo needs the network for a model, with
+    a spec whose ``plugin`` field names a plugin whose requirements are installed, and the local folder
     holding its downloaded files (``None`` for random initialisation). Return the backbone, or ``None``
     when the spec is not yours (check ``spec.plugin``). The first non-``None`` result wins.
     """
@@ -65,8 +66,8 @@ def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
 def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
     """Check a user's data against a spec's input, for the modalities the plugin knows.
 
-    Called by `zoo check` and before fine-tuning. ``data`` is a path (file or folder) or an in-memory
-    batch. Return a `CheckReport` of findings, or ``None`` when the spec's modality is not yours. The
+    Called through `zoo_core.plugins.check_input` whenever zoo checks a user's data against a model.
+    ``data`` is a path (file or folder) or an in-memory batch. Return a `CheckReport` of findings, or ``None`` when the spec's modality is not yours. The
     first non-``None`` result wins.
     """
 
@@ -75,7 +76,8 @@ def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
 def convert_weights(format: str, source: Path, destination: Path) -> ModelSpec | None:
     """Convert weights from a foreign format (e.g. ``"caffe"``) into safetensors.
 
-    Called by `zoo convert FORMAT …`. ``source`` is the file or folder to read; write the converted
+    Called through `zoo_core.plugins.convert_weights` when a user converts foreign weights.
+    ``source`` is the file or folder to read; write the converted
     files into the existing folder ``destination`` and return a spec for them, or ``None`` when the
     format is not yours. The first non-``None`` result wins.
     """
