@@ -114,3 +114,12 @@ def test_python_api_search_get_and_list(write_registry: Callable[..., Path], mon
     assert small and all(spec.params is not None and spec.params <= 3_000_000 for spec in small)
     assert {spec.name for spec in zoo_core.list_models(modality="text")} >= {"bert-base-uncased", "all-MiniLM-L6-v2"}
     assert zoo_core.get("minilm").output.feature_dim == 384
+
+
+def test_a_corrupt_cached_index_is_rebuilt(write_registry: Callable[..., Path], zoo_env: Path) -> None:
+    path = write_registry(image_entry("mine.v1"))
+    load_catalogue([path])
+    (cached,) = (zoo_env / "catalogue").glob("*.sqlite")
+    cached.write_bytes(b"not a database" * 100)
+    assert "mine.v1" in load_catalogue([path])
+    assert cached.read_bytes().startswith(b"SQLite format 3")

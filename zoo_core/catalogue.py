@@ -4,9 +4,9 @@ SQLite keeps a 50,000-entry catalogue cheap: opening a cached index costs millis
 scans lower-cased columns in C. Specs are stored as JSON and rebuilt only for the rows a query returns.
 
 Search ranks, best first: exact name > alias > name or alias prefix > every query word in the name >
-every query word in name, aliases, family, tags or description > a close spelling of a name word or
-alias. Within a rank, a model's default tag (the one its alias points at) comes first, then natural
-name order (``resnet18`` before ``resnet101``).
+every query word in name, aliases, family, tags or description; when none of these match, close
+spellings of a word in a name or alias ("resnt" finds resnet). Within a rank, a model's default tag
+(the one its alias points at) comes first, then natural name order (``resnet18`` before ``resnet101``).
 """
 
 from __future__ import annotations
@@ -111,10 +111,10 @@ class Catalogue:
         self._db = connection
 
     @classmethod
-    def from_specs(cls, specs: Iterable[ModelSpec]) -> Catalogue:
-        """A catalogue in memory, for specs that need no cache (tests, small programs)."""
+    def from_specs(cls, specs: Iterable[ModelSpec], notes: Iterable[str] = ()) -> Catalogue:
+        """A catalogue in memory, for specs that need no cache (tests, small programs, a read-only home)."""
         connection = sqlite3.connect(":memory:")
-        write_index(connection, specs, ())
+        write_index(connection, specs, notes)
         return cls(connection)
 
     @property

@@ -67,8 +67,8 @@ def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
     """Check a user's data against a spec's input, for the modalities the plugin knows.
 
     Called through `zoo_core.plugins.check_input` whenever zoo checks a user's data against a model.
-    ``data`` is a path (file or folder) or an in-memory batch. Return a `CheckReport` of findings, or ``None`` when the spec's modality is not yours. The
-    first non-``None`` result wins.
+    ``data`` is a path (file or folder) or an in-memory batch. Return a `CheckReport` of findings, or
+    ``None`` when the spec's modality is not yours. The first non-``None`` result wins.
     """
 
 

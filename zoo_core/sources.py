@@ -104,12 +104,15 @@ def _merge(sources: Sequence[Source]) -> tuple[list[ModelSpec], list[str]]:
 
 
 def _open_cached(path: Path) -> Catalogue | None:
+    """The index at `path`, or None when it is absent or unreadable (then it is rebuilt)."""
     if not path.is_file():
         return None
     try:
-        return Catalogue(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+        catalogue = Catalogue(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+        catalogue.notes  # noqa: B018  (reads a table: a corrupt file fails here, not in a later query)
     except sqlite3.Error:
         return None
+    return catalogue
 
 
 def _build(folder: Path, path: Path, sources: Sequence[Source]) -> Catalogue:
@@ -129,10 +132,8 @@ def _build(folder: Path, path: Path, sources: Sequence[Source]) -> Catalogue:
         for stale in sorted(folder.glob("*.sqlite"), key=lambda each: each.stat().st_mtime)[:-_CACHES_KEPT]:
             stale.unlink(missing_ok=True)
     except (OSError, sqlite3.Error):  # a read-only or full ZOO_HOME costs speed, not correctness
-        connection = sqlite3.connect(":memory:")
-        write_index(connection, specs, notes)
-        return Catalogue(connection)
-    return _open_cached(path) or Catalogue.from_specs(specs)
+        return Catalogue.from_specs(specs, notes)
+    return _open_cached(path) or Catalogue.from_specs(specs, notes)
 
 
 def load_catalogue(registry_files: Sequence[Path] = (), settings: Settings | None = None) -> Catalogue:
