@@ -17,8 +17,12 @@ from collections.abc import Sequence
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, Filters
 from zoo_core.checks import CheckReport, Finding
+from zoo_core.download import download, fetch
 from zoo_core.errors import (
+    ChecksumError,
+    DownloadError,
     ModelNotFoundError,
+    NotCachedError,
     PluginError,
     PluginUnavailableError,
     RegistryError,
@@ -34,12 +38,15 @@ from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source
 __all__ = [
     "Catalogue",
     "CheckReport",
+    "ChecksumError",
+    "DownloadError",
     "EmbeddingInput",
     "Filters",
     "Finding",
     "ImageInput",
     "ModelNotFoundError",
     "ModelSpec",
+    "NotCachedError",
     "Output",
     "PluginError",
     "PluginUnavailableError",
@@ -50,6 +57,8 @@ __all__ = [
     "TextInput",
     "ZooError",
     "__version__",
+    "download",
+    "fetch",
     "get",
     "hookimpl",
     "list_models",

@@ -8,11 +8,15 @@ still handles them. Messages say what happened and what to type to fix it; the C
 from __future__ import annotations
 
 __all__ = [
+    "ChecksumError",
+    "DownloadError",
     "ModelNotFoundError",
+    "NotCachedError",
     "PluginError",
     "PluginUnavailableError",
     "RegistryError",
     "RegistryWarning",
+    "UnsafeWeightsError",
     "ZooError",
 ]
 
@@ -49,3 +53,22 @@ class PluginError(ZooError, RuntimeError):
 
 class PluginUnavailableError(PluginError, ImportError):
     """The plugin a model needs is not installed, or is missing one of its dependencies."""
+
+
+# --- downloads and the cache -------------------------------------------------------------------------
+
+
+class DownloadError(ZooError, OSError):
+    """A file could not be fetched: the repo, revision or file does not exist, or the server kept failing."""
+
+
+class ChecksumError(ZooError, ValueError):
+    """A file's bytes do not match the digest the registry or the hub promised; nothing was kept."""
+
+
+class NotCachedError(ZooError, FileNotFoundError):
+    """Offline, and the model's files are not in the cache."""
+
+
+class UnsafeWeightsError(ZooError, ValueError):
+    """A checkpoint could only be loaded by unpickling, which can run arbitrary code."""

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from zoo_core.errors import RegistryError
 from zoo_core.specs import MODALITIES, EmbeddingInput, ImageInput, InputSpec, ModelSpec, Output, Source, TextInput
 
-__all__ = ["parse_spec", "read_registry_file"]
+__all__ = ["is_safe_file_name", "parse_spec", "read_registry_file"]
 
 _MODEL_HEADER = re.compile(r"^\s*\[\[\s*model\s*\]\]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
@@ -127,10 +127,16 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def _check_file_name(fields: _Fields, name: str) -> None:
-    """A file name from a registry must stay inside the model's folder in the cache."""
+def is_safe_file_name(name: str) -> bool:
+    """Whether a file name from a registry or an archive stays inside the model's folder."""
     path = PurePosixPath(name)
-    if path.is_absolute() or "\\" in name or ".." in path.parts or re.match(r"^[A-Za-z]:", name):
+    return bool(name) and not (
+        path.is_absolute() or "\\" in name or ".." in path.parts or re.match(r"^[A-Za-z]:", name)
+    )
+
+
+def _check_file_name(fields: _Fields, name: str) -> None:
+    if not is_safe_file_name(name):
         fields.fail("files", f"{name!r} leaves the model's folder; use a path relative to the repo root")
 
 

@@ -3,8 +3,9 @@
 Sources, each overriding the ones before it (with a warning that names both origins):
 1. the built-in ``registry.toml`` shipped inside `zoo_core`;
 2. what plugins return from the `register_models` hook: specs, or the paths of registry files they ship;
-3. the files listed in ``ZOO_REGISTRY``;
-4. files passed explicitly (``zoo --registry FILE``).
+3. the user's registry, ``$ZOO_HOME/registry.toml``, where zoo records imported models (if it exists);
+4. the files listed in ``ZOO_REGISTRY``;
+5. files passed explicitly (``zoo --registry FILE``).
 A malformed file or entry is reported as a `RegistryWarning` and skipped; the rest still loads.
 
 The merged index is cached as SQLite under ``$ZOO_HOME/catalogue/``, keyed by zoo's version and code,
@@ -32,6 +33,7 @@ from zoo_core.plugins import each_result
 from zoo_core.registry import read_registry_file
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
+from zoo_core.user_registry import user_registry
 
 __all__ = ["builtin_registry", "default_catalogue", "load_catalogue", "reset_catalogue"]
 
@@ -142,6 +144,7 @@ def load_catalogue(registry_files: Sequence[Path] = (), settings: Settings | Non
     sources: list[Source] = [
         builtin_registry(),
         *_plugin_sources(),
+        *([user_registry(settings.home)] if user_registry(settings.home).exists() else []),
         *settings.registry_files,
         *registry_files,
     ]

@@ -109,6 +109,10 @@ class ModelSpec:
         data["sha256"] = dict(self.sha256)
         return data
 
+    def to_entry(self) -> dict[str, Any]:
+        """The spec as a registry entry: `to_dict` without `origin` and without empty or unset fields."""
+        return {key: value for key, value in _without_empty(self.to_dict()).items() if key != "origin"}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
         """Rebuild a spec from `to_dict` output, without validation: use it only on zoo's own data."""
@@ -126,6 +130,11 @@ _INPUT_BY_MODALITY: dict[str, type[ImageInput] | type[TextInput] | type[Embeddin
     "text": TextInput,
     "embedding": EmbeddingInput,
 }
+
+
+def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
+    cleaned = {key: _without_empty(value) if isinstance(value, dict) else value for key, value in data.items()}
+    return {key: value for key, value in cleaned.items() if value not in (None, "", (), [], {})}
 
 
 def _tuples(value: Any) -> Any:

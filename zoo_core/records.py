@@ -1,0 +1,92 @@
+"""What zoo knows about each downloaded model: where its files are, which commit, and their sha256.
+
+One JSON file per model under ``$ZOO_HOME/records/``, written atomically after the files were verified.
+`zoo cache list/verify/rm/export` read them; the files themselves live in the hub cache (hub models) or
+under ``$ZOO_HOME/files/`` (URL and local sources).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FileRecord", "ModelRecord", "read_record", "read_records", "record_path", "remove_record", "write_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One verified file of a model."""
+
+    name: str  # path relative to the model's folder, as in the spec
+    path: str  # where it is on this machine
+    size: int
+    sha256: str
+    verified_by: str | None  # "registry sha256", "hub sha256", "hub git sha1", or None (nothing to check against)
+    etag: str | None = None  # the hub's ETag (the blob's name in the hub cache); None for URL sources
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A model's files as they were downloaded and verified."""
+
+    model: str
+    folder: str  # the snapshot folder (hub) or zoo's folder for the model
+    source: str  # "hub" or "url"
+    repo: str | None  # hub repo id, or the URL
+    revision: str | None  # what was asked for ("main", a tag, or a commit)
+    commit: str | None  # the commit actually fetched (hub only)
+    files: tuple[FileRecord, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(each.size for each in self.files)
+
+    @property
+    def verified(self) -> bool:
+        return all(each.verified_by for each in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
+        return cls(**{**data, "files": tuple(FileRecord(**each) for each in data["files"])})
+
+
+def record_path(home: Path, model: str) -> Path:
+    return home / "records" / f"{model.replace('/', '--')}.json"
+
+
+def write_record(home: Path, record: ModelRecord) -> None:
+    path = record_path(home, record.model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(record.to_dict(), out, indent=2)
+    Path(temporary).replace(path)
+
+
+def _read(path: Path) -> ModelRecord | None:
+    try:
+        return ModelRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def read_record(home: Path, model: str) -> ModelRecord | None:
+    """The model's record, or None when it has none (or an unreadable one)."""
+    return _read(record_path(home, model))
+
+
+def read_records(home: Path) -> dict[str, ModelRecord]:
+    """Every readable record, by model name; unreadable ones are skipped (`zoo cache prune` removes them)."""
+    found = (_read(path) for path in sorted((home / "records").glob("*.json")))
+    return {record.model: record for record in found if record is not None}
+
+
+def remove_record(home: Path, model: str) -> None:
+    record_path(home, model).unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+"""Downloading files that are not on a hub (a plain https URL or a local path) into zoo's own cache.
+
+Such a source must give a sha256 for every file in its registry entry. Files land in
+``$ZOO_HOME/files/<model>/``: each is written to ``<name>.incomplete`` under a file lock, resumed from
+where it stopped when the download is retried, hashed while it is written, and moved into place only
+once its digest matches — so the cache never holds a bad or half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
+from zoo_core.hashing import sha256_file
+from zoo_core.hub import _is_transient, _silent_tqdm
+from zoo_core.records import FileRecord, ModelRecord
+from zoo_core.settings import Settings
+from zoo_core.specs import ModelSpec
+
+__all__ = ["fetch_from_url", "model_folder"]
+
+
+class _HashingWriter:
+    """A file wrapper that hashes what is written; any seek makes the digest void."""
+
+    def __init__(self, handle: BinaryIO, digest: Any) -> None:
+        self.handle, self.digest, self.void = handle, digest, False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, truncate: the client rewinds on a 200 to a Range
+        if name in ("seek", "truncate"):
+            self.void = True
+        return getattr(self.handle, name)
+
+
+def model_folder(settings: Settings, spec: ModelSpec) -> Path:
+    return settings.home / "files" / spec.name.replace("/", "--")
+
+
+def _local_path(url: str) -> Path | None:
+    if url.startswith("file://"):
+        return Path(unquote(urlsplit(url).path))
+    return Path(url) if not urlsplit(url).scheme or len(urlsplit(url).scheme) == 1 else None
+
+
+def _file_url(spec: ModelSpec, name: str) -> str:
+    base = spec.source.url or ""
+    return base if not spec.source.files else f"{base.rstrip('/')}/{name}"
+
+
+def _transfer(url: str, partial: Path, quiet: bool) -> str | None:
+    """Append the rest of `url` to `partial`; the sha256 of the whole file when it could be streamed."""
+    local = _local_path(url)
+    if local is not None:
+        if not local.is_file():
+            raise DownloadError(f"{local}: no such file (source.url of the registry entry)")
+        shutil.copyfile(local, partial)
+        return None
+    from huggingface_hub.file_download import http_get
+
+    resume = partial.stat().st_size if partial.exists() else 0
+    digest = hashlib.sha256()
+    with partial.open("ab") as handle:
+        if resume:
+            with partial.open("rb") as done:
+                while chunk := done.read(1 << 24):
+                    digest.update(chunk)
+        writer = _HashingWriter(handle, digest)
+        http_get(url, writer, resume_size=resume, tqdm_class=_silent_tqdm() if quiet else None)  # type: ignore[arg-type]
+    return None if writer.void else digest.hexdigest()
+
+
+def _fetch_file(spec: ModelSpec, folder: Path, name: str, quiet: bool, attempts: int, delay: float) -> FileRecord:
+    from filelock import FileLock
+
+    expected = spec.sha256[name]
+    target = folder / name
+    partial = target.with_name(target.name + ".incomplete")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.with_name(target.name + ".lock")):
+        if not target.exists():
+            for retry in (False, True):  # a wrong digest: start once more from nothing
+                streamed = _download_with_retries(_file_url(spec, name), partial, quiet, attempts, delay)
+                actual = streamed or sha256_file(partial)
+                if actual == expected:
+                    partial.replace(target)
+                    break
+                partial.unlink()
+                if retry:
+                    raise ChecksumError(
+                        f"'{spec.name}': {name} from {_file_url(spec, name)} has sha256 {actual}, not the registry's "
+                        f"{expected}, twice; nothing was kept. Check the URL, or the sha256 in the registry entry"
+                    )
+        return FileRecord(name, str(target), target.stat().st_size, expected, "registry sha256")
+
+
+def _download_with_retries(url: str, partial: Path, quiet: bool, attempts: int, delay: float) -> str | None:
+    for attempt in range(1, attempts + 1):
+        try:
+            return _transfer(url, partial, quiet)
+        except DownloadError:
+            raise
+        except Exception as error:
+            if attempt == attempts or not _is_transient(error):
+                raise DownloadError(f"downloading {url} failed: {error}") from error
+            time.sleep(delay * 2 ** (attempt - 1))  # the partial file stays: the next try resumes it
+    raise AssertionError("unreachable")
+
+
+def fetch_from_url(
+    spec: ModelSpec,
+    settings: Settings,
+    *,
+    offline: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    attempts: int = 4,
+    delay: float = 0.5,
+) -> ModelRecord:
+    """Fetch and verify every file of a URL or local-path model into zoo's cache."""
+    url = spec.source.url or ""
+    names = list(spec.source.files) or [Path(urlsplit(url).path).name]
+    missing = [name for name in names if name not in spec.sha256]
+    if missing:
+        raise DownloadError(
+            f'\'{spec.name}\': a URL source needs a sha256 for every file; add sha256 = {{ "{missing[0]}" = "…" }} '
+            "to its registry entry"
+        )
+    folder = model_folder(settings, spec)
+    if force:
+        for name in names:
+            (folder / name).unlink(missing_ok=True)
+    absent = [name for name in names if not (folder / name).exists()]
+    if offline and absent:
+        raise NotCachedError(
+            f"'{spec.name}' ({absent[0]}) is not in zoo's cache {folder} and zoo is offline; run "
+            f"`zoo download {spec.name}` with network, or bring it with `zoo cache export`/`zoo cache import`"
+        )
+    files = tuple(_fetch_file(spec, folder, name, quiet, attempts, delay) for name in names)
+    return ModelRecord(spec.name, str(folder), "url", url, None, None, files)
