@@ -27,6 +27,7 @@ from zoo_core.errors import (
     PluginUnavailableError,
     RegistryError,
     RegistryWarning,
+    UnsafeWeightsError,
     ZooError,
 )
 from zoo_core.hookspecs import hookimpl
@@ -55,6 +56,7 @@ __all__ = [
     "Requirement",
     "Source",
     "TextInput",
+    "UnsafeWeightsError",
     "ZooError",
     "__version__",
     "download",

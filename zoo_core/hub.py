@@ -15,7 +15,8 @@ locks behave as hub users expect. zoo adds what the client does not do:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -179,6 +180,23 @@ def _verify(filename: str, path: Path, blob: Path, expected: str | None, streame
     return FileRecord(filename, str(path), size, sha256, verified_by, blob.name)
 
 
+@contextmanager
+def _hub_client_offline(offline: bool) -> Iterator[None]:
+    """Tell huggingface_hub it is offline, for calls it makes on its own (it reads HF_HUB_OFFLINE once, at
+    import; without this it fetches its agent-harness list from the endpoint even when zoo is offline)."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
 def fetch_from_hub(
     spec: ModelSpec,
     settings: Settings,
@@ -193,8 +211,9 @@ def fetch_from_hub(
 ) -> ModelRecord:
     """Fetch and verify every file of a hub model; `known` is its last record, to skip re-hashing."""
     fetch = _HubFetch(spec, settings, revision, offline, force, quiet, known, attempts, delay)
-    names = list(spec.source.files) or _all_files(fetch)
-    files = tuple(fetch.file(name) for name in names)
+    with _hub_client_offline(offline):
+        names = list(spec.source.files) or _all_files(fetch)
+        files = tuple(fetch.file(name) for name in names)
     first = Path(files[0].path)
     folder = first.parents[len(PurePosixPath(files[0].name).parts) - 1]
     return ModelRecord(spec.name, str(folder), "hub", fetch.repo, fetch.asked, folder.name, files)

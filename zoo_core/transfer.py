@@ -228,7 +228,7 @@ def import_folder(
         for each in names:
             etag = _etag(folder / each, digests[each])
             link = _install_hub_file(storage, commit, each, staged[each], etag)
-            verified = "registry sha256" if spec.sha256.get(each) else None
+            verified = "registry sha256" if new or spec.sha256.get(each) else None  # a new entry records these
             files.append(FileRecord(each, str(link), link.stat().st_size, digests[each], verified, etag))
         _set_ref(storage, revision, commit)
     finally:

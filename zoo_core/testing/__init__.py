@@ -9,6 +9,7 @@ Use them from any project that has zoo installed; none is autouse::
 - `zoo_env`: ``ZOO_HOME`` and ``HF_HOME`` in a temporary folder, zoo's switches cleared, caches reset.
 - `register_plugin`: register an in-memory plugin for one test; it is removed afterwards.
 - `fake_plugin`: a registered `FakePlugin` ("fake") with three tiny models and every model hook.
+- `hub`: a running `zoo_core.testing.hub.HubServer` on 127.0.0.1, with ``HF_ENDPOINT`` pointing at it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from zoo_core.plugins import Requirement, get_plugin_manager, reset_plugin_manag
 from zoo_core.registry import parse_spec
 from zoo_core.sources import reset_catalogue
 from zoo_core.specs import ModelSpec
+from zoo_core.testing.hub import HubServer, running_hub
 
-__all__ = ["FakeBackbone", "FakePlugin", "fake_plugin", "register_plugin", "zoo_env"]
+__all__ = ["FakeBackbone", "FakePlugin", "fake_plugin", "hub", "register_plugin", "zoo_env"]
 
 _SWITCHES = (
     "ZOO_REGISTRY",
@@ -143,3 +145,11 @@ def fake_plugin(register_plugin: Callable[[object, str], None]) -> FakePlugin:
     plugin = FakePlugin()
     register_plugin(plugin, "fake")
     return plugin
+
+
+@pytest.fixture
+def hub(zoo_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+    """A hub-protocol server on 127.0.0.1 for this test; ``HF_ENDPOINT`` points at it."""
+    with running_hub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
