@@ -19,7 +19,8 @@ __all__ = ["COMMANDS"]
 def _summary(record: ModelRecord) -> str:
     where = f"{record.repo} @ {record.commit}" if record.commit else str(record.repo)
     checked = "verified" if record.verified else "not verified (no digest to check against)"
-    return f"{record.model}: {where}, {len(record.files)} files, {format_count(record.size)}B, {checked}"
+    count = f"{len(record.files)} file{'s' if len(record.files) != 1 else ''}"
+    return f"{record.model}: {where}, {count}, {format_count(record.size)}B, {checked}"
 
 
 @click.command("download")
