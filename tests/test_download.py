@@ -66,6 +66,19 @@ def test_a_cached_model_is_not_downloaded_again(hub: HubServer, tiny: str) -> No
     assert [method for method, path, _ in hub.requests if "/resolve/" in path] == ["HEAD"]
 
 
+def test_a_cached_model_loads_when_the_hub_is_unreachable(
+    hub: HubServer, tiny: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    online = zoo_core.fetch(model())
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    try:
+        assert zoo_core.fetch(model()).files == online.files  # not offline: the client tries, then uses the cache
+    finally:
+        closed.close()
+
+
 def test_registry_sha256_is_checked(hub: HubServer, tiny: str) -> None:
     good = hashlib.sha256(WEIGHTS).hexdigest()
     record = zoo_core.fetch(model(sha256={"model.safetensors": good}))

@@ -146,7 +146,8 @@ class _HubFetch:
             streamed = hasher.finish(blob) if hasher else None
             self.revision = path.parents[len(PurePosixPath(filename).parts) - 1].name  # the snapshot's commit
             known = self.known.get(filename)
-            if attempt == 1 and known and known.etag == blob.name and known.size == blob.stat().st_size:
+            unchanged = known and known.etag == blob.name and known.size == blob.stat().st_size
+            if attempt == 1 and known and unchanged and expected in (None, known.sha256):
                 return FileRecord(filename, str(path), known.size, known.sha256, known.verified_by, known.etag)
             record = _verify(filename, path, blob, expected, streamed)
             if record is not None:
