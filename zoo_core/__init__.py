@@ -31,6 +31,7 @@ from zoo_core.errors import (
     ZooError,
 )
 from zoo_core.hookspecs import hookimpl
+from zoo_core.loading import load
 from zoo_core.plugins import Requirement
 from zoo_core.registry import parse_spec
 from zoo_core.sources import default_catalogue, load_catalogue
@@ -64,6 +65,7 @@ __all__ = [
     "get",
     "hookimpl",
     "list_models",
+    "load",
     "load_catalogue",
     "parse_spec",
     "search",

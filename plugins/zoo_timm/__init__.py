@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo_core import Requirement, hookimpl
+from zoo_core import ModelSpec, Requirement, hookimpl
 
 CATALOGUE = Path(__file__).with_name("catalogue.json")
 INSTALL = "pip install 'zoo-tl[vision]'"
@@ -22,3 +22,12 @@ def plugin_requirements() -> list[Requirement]:
 @hookimpl
 def register_models() -> list[Path]:
     return [CATALOGUE]
+
+
+@hookimpl
+def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
+    if spec.plugin != "timm":
+        return None
+    from zoo_timm.backbone import TimmBackbone
+
+    return TimmBackbone(spec, weights_dir)

@@ -1,0 +1,102 @@
+"""`TimmBackbone`: a timm model behind zoo's `Backbone` surface.
+
+Layer groups follow timm's `feature_info` stages (for ResNet: stem, layer1…layer4, head), so freezing and
+`drop_last` act on the units the transfer-learning literature talks about. `drop_last` uses timm's
+`prune_intermediate_layers` and `forward_intermediates`, which every classic timm CNN supports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from zoo_core.backbone import Backbone, LayerGroup
+from zoo_core.specs import ModelSpec
+from zoo_core.weights import load_state_dict
+
+
+class TimmBackbone(Backbone):
+    def __init__(self, spec: ModelSpec, weights_dir: Path | None) -> None:
+        super().__init__(spec)
+        self.network = timm.create_model(spec.arch, pretrained=False, num_classes=spec.output.num_classes or 0)
+        if weights_dir is not None:
+            files = [name for name in spec.source.files if name.endswith((".safetensors", ".bin", ".pth"))]
+            self.network.load_state_dict(load_state_dict(weights_dir / (files[0] if files else "model.safetensors")))
+        self.stages = self._stages()  # (timm feature index, module name, channels)
+        self.cut: int | None = None  # position in self.stages of the last stage kept, once drop_last was called
+        self.head: nn.Module | None = None  # our own classifier after drop_last
+
+    def _stages(self) -> list[tuple[int, str, int]]:
+        """timm's feature stages; a stage that adds no parameters (VGG's last pool) joins the one before."""
+        leaves = self._leaves()
+        stages: list[tuple[int, str, int]] = []
+        start = 0
+        for index, info in enumerate(self.network.feature_info):
+            inside = [i for i, (name, _) in enumerate(leaves) if _within(name, info["module"])]
+            end = max(inside) + 1 if inside else start
+            adds_parameters = any(True for _, module in leaves[start:end] for _ in module.parameters())
+            entry = (index, info["module"], int(info["num_chs"]))
+            if stages and not adds_parameters:
+                stages[-1] = entry
+            else:
+                stages.append(entry)
+            start = end
+        return stages
+
+    def _leaves(self) -> list[tuple[str, nn.Module]]:
+        return [(name, module) for name, module in self.network.named_modules() if not list(module.children())]
+
+    @property
+    def feature_dim(self) -> int:
+        if self.cut is not None:
+            return self.stages[self.cut][2]
+        return int(getattr(self.network, "head_hidden_size", None) or self.network.num_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cut is None:
+            return self.network.forward_head(self.network.forward_features(x), pre_logits=True)
+        index = self.stages[self.cut][0]
+        maps = self.network.forward_intermediates(x, indices=[index], intermediates_only=True)[-1]
+        return maps.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            return self.network(x)
+        return self.head(self.features(x))
+
+    def reset_head(self, num_classes: int) -> None:
+        if self.cut is None:
+            self.network.reset_classifier(num_classes)
+        else:
+            self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def drop_last(self, n: int) -> None:
+        last = len(self.stages) - 1 if self.cut is None else self.cut
+        if not 0 < n <= last:
+            raise ValueError(f"{self.spec.name} has {last} stages after its stem: drop_last takes 1 to {last}")
+        classes = self.spec.output.num_classes or 1000
+        self.cut = last - n
+        self.network.prune_intermediate_layers(indices=self.stages[self.cut][0], prune_norm=True, prune_head=True)
+        self.head = nn.Linear(self.feature_dim, classes)
+
+    def layer_groups(self) -> list[LayerGroup]:
+        """Leaf modules in registration (forward) order, cut at the end of each feature stage."""
+        leaves = self._leaves()
+        kept = self.stages if self.cut is None else self.stages[: self.cut + 1]
+        groups: list[LayerGroup] = []
+        start = 0
+        for index, (_, stage, _) in enumerate(kept):
+            inside = [i for i, (name, _) in enumerate(leaves) if _within(name, stage)]
+            end = max(inside) + 1 if inside else start
+            groups.append(LayerGroup("stem" if index == 0 else stage, tuple(m for _, m in leaves[start:end])))
+            start = end
+        rest = tuple(m for _, m in leaves[start:]) if self.cut is None else (self.head,) if self.head else ()
+        groups.append(LayerGroup("head", rest))
+        return groups
+
+
+def _within(name: str, stage: str) -> bool:
+    return name == stage or name.startswith(stage + ".")
