@@ -8,6 +8,7 @@ Layer groups follow timm's `feature_info` stages (for ResNet: stem, layer1…lay
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -21,7 +22,9 @@ from zoo_core.weights import load_state_dict
 class TimmBackbone(Backbone):
     def __init__(self, spec: ModelSpec, weights_dir: Path | None) -> None:
         super().__init__(spec)
-        self.network = timm.create_model(spec.arch, pretrained=False, num_classes=spec.output.num_classes or 0)
+        # timm's models share an interface (forward_features, forward_head, feature_info, …) that their
+        # nn.Module type does not declare: hold the model as Any rather than cast at every use.
+        self.network: Any = timm.create_model(spec.arch, pretrained=False, num_classes=spec.output.num_classes or 0)
         if weights_dir is not None:
             files = [name for name in spec.source.files if name.endswith((".safetensors", ".bin", ".pth"))]
             self.network.load_state_dict(load_state_dict(weights_dir / (files[0] if files else "model.safetensors")))
@@ -57,15 +60,15 @@ class TimmBackbone(Backbone):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.cut is None:
-            return self.network.forward_head(self.network.forward_features(x), pre_logits=True)
+            features: torch.Tensor = self.network.forward_head(self.network.forward_features(x), pre_logits=True)
+            return features
         index = self.stages[self.cut][0]
-        maps = self.network.forward_intermediates(x, indices=[index], intermediates_only=True)[-1]
-        return maps.mean(dim=(2, 3))
+        maps: torch.Tensor = self.network.forward_intermediates(x, indices=[index], intermediates_only=True)[-1]
+        return maps.mean(dim=(2, 3))  # global average pooling, as the dropped head did
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.head is None:
-            return self.network(x)
-        return self.head(self.features(x))
+        logits: torch.Tensor = self.network(x) if self.head is None else self.head(self.features(x))
+        return logits
 
     def reset_head(self, num_classes: int) -> None:
         if self.cut is None:
