@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, Filters
 from zoo_core.checks import CheckReport, Finding
+from zoo_core.compatibility import check
 from zoo_core.download import download, fetch
 from zoo_core.errors import (
     ChecksumError,
@@ -38,6 +39,7 @@ from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
 
 __all__ = [
+    "Backbone",
     "Catalogue",
     "CheckReport",
     "ChecksumError",
@@ -60,6 +62,7 @@ __all__ = [
     "UnsafeWeightsError",
     "ZooError",
     "__version__",
+    "check",
     "download",
     "fetch",
     "get",
@@ -116,3 +119,12 @@ def list_models(
 ) -> list[ModelSpec]:
     """Every model that passes the filters, sorted by name."""
     return default_catalogue().select(_filters(family, task, modality, plugin, license, max_params))
+
+
+def __getattr__(name: str) -> object:
+    """`zoo_core.Backbone` without importing torch until it is asked for."""
+    if name == "Backbone":
+        from zoo_core.backbone import Backbone
+
+        return Backbone
+    raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")

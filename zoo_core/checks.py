@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CheckReport", "Finding"]
+__all__ = ["CheckReport", "Finding", "Level"]
 
 Level = Literal["ok", "warn", "error"]
 

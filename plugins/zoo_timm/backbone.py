@@ -82,7 +82,8 @@ class TimmBackbone(Backbone):
             raise ValueError(f"{self.spec.name} has {last} stages after its stem: drop_last takes 1 to {last}")
         classes = self.spec.output.num_classes or 1000
         self.cut = last - n
-        self.network.prune_intermediate_layers(indices=self.stages[self.cut][0], prune_norm=True, prune_head=True)
+        # a list selects stage indices; a bare int would mean "the last n stages" to timm
+        self.network.prune_intermediate_layers(indices=[self.stages[self.cut][0]], prune_norm=True, prune_head=True)
         self.head = nn.Linear(self.feature_dim, classes)
 
     def layer_groups(self) -> list[LayerGroup]:

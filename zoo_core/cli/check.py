@@ -1,0 +1,46 @@
+"""`zoo check`: whether a dataset suits a model, and what to do about it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from zoo_core.cli import State
+from zoo_core.cli.output import print_json, print_table
+from zoo_core.compatibility import check
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("check")
+@click.argument("name")
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def check_command(state: State, /, name: str, data: Path, as_json: bool) -> None:
+    """Check DATA (an image folder, one class per subfolder or flat, or one image) against a model.
+
+    Exits 0 when the data is usable as it is (warnings allowed), 1 when it is not.
+    """
+    report = check(state.catalogue().get(name), data)
+    if as_json:
+        print_json({
+            "model": report.model,
+            "usable": report.usable,
+            "findings": [asdict(finding) for finding in report.findings],
+            "transform": repr(report.transform),
+        })  # fmt: skip
+    else:
+        print_table(("level", "check", "finding"), [(f.level, f.check, f.message) for f in report.findings])
+        for finding in report.findings:
+            if finding.fix and finding.level != "ok":
+                click.echo(f"fix ({finding.check}): {finding.fix}")
+        click.echo(f"{'usable' if report.usable else 'NOT usable'} with {report.model}; preprocessing:")
+        click.echo(f"  {report.transform!r}".replace("\n", "\n  "))
+    if not report.usable:
+        raise SystemExit(1)
+
+
+COMMANDS = (check_command,)
