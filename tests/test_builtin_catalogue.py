@@ -45,14 +45,14 @@ def test_loading_the_shipped_catalogue_warns_of_nothing(recwarn: pytest.Warnings
 def test_inputs_are_coherent(shipped: list[zoo_core.ModelSpec]) -> None:
     for spec in shipped:
         if isinstance(spec.input, ImageInput):
-            assert spec.modality == "image" and spec.plugin == "timm", spec.name
+            assert spec.modality == "image" and spec.plugin in ("timm", "torchvision"), spec.name
             assert len(spec.input.mean) == len(spec.input.std) == spec.input.channels, spec.name
             assert all(std > 0 for std in spec.input.std) and spec.input.height >= 32, spec.name
         elif isinstance(spec.input, TextInput):
             assert spec.modality == "text" and spec.input.max_length > 0, spec.name
         if spec.plugin != "timm":  # timm publishes 25 tags without a license; we keep them unlabelled
             assert spec.license, spec.name
-        assert spec.source.hub and spec.source.files, spec.name
+        assert (spec.source.hub and spec.source.files) or spec.source.url, spec.name
 
 
 def test_the_classic_backbones_are_there(shipped: list[zoo_core.ModelSpec]) -> None:
@@ -60,6 +60,7 @@ def test_the_classic_backbones_are_there(shipped: list[zoo_core.ModelSpec]) -> N
     classics = {f"resnet{depth}" for depth in (18, 34, 50, 101, 152)}
     classics |= {f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")}
     classics |= {"inception_v3", "inception_v4", "inception_resnet_v2", "mobilenetv2_100", "mobilenetv3_large_100"}
+    classics |= {"alexnet"}
     assert classics <= archs, classics - archs
     assert {"bert-base-uncased", "bert-base-cased", "bert-large-uncased", "distilbert-base-uncased",
             "all-MiniLM-L6-v2"} <= {spec.name for spec in shipped}  # fmt: skip

@@ -47,9 +47,9 @@ def test_hook_register_models_may_return_registry_files(
 def test_hook_build_backbone(fake_plugin: FakePlugin, tmp_path: Path) -> None:
     spec = zoo_core.get("fakenet_tiny")
     assert build_backbone(spec, tmp_path) == FakeBackbone(spec, tmp_path)
-    timm_spec = zoo_core.get("resnet18")
-    with pytest.raises(PluginError, match=r"plugin 'timm' did not build 'resnet18.a1_in1k' \(arch 'resnet18'\)"):
-        build_backbone(timm_spec, None)  # no installed plugin builds timm models yet: the fake says None
+    bert = zoo_core.get("bert-base-uncased")
+    with pytest.raises(PluginError, match=r"plugin 'transformers' did not build 'bert-base-uncased' \(arch 'bert'\)"):
+        build_backbone(bert, None)  # the transformers plugin does not build yet; every other plugin says None
 
 
 def test_hook_build_backbone_errors_name_the_model(register_plugin: Callable[[object, str], None]) -> None:
@@ -67,8 +67,8 @@ def test_hook_check_input(fake_plugin: FakePlugin) -> None:
     report = check_input(zoo_core.get("fakenet_tiny"), "images/")
     assert report.usable and report.findings[0].message == "got 'images/'"
     assert not check_input(zoo_core.get("fakenet_tiny"), "").usable
-    with pytest.raises(PluginError, match=r"no plugin checks image data for 'resnet18.a1_in1k'"):
-        check_input(zoo_core.get("resnet18"), "images/")
+    with pytest.raises(PluginError, match=r"no plugin checks text data for 'bert-base-uncased'"):
+        check_input(zoo_core.get("bert-base-uncased"), "texts.csv")
 
 
 def test_hook_convert_weights(fake_plugin: FakePlugin, tmp_path: Path) -> None:

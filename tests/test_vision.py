@@ -23,6 +23,7 @@ Image = pytest.importorskip("PIL.Image")
 CLASSICS = [
     "resnet18.a1_in1k", "resnet50.a1_in1k", "vgg11.tv_in1k", "vgg16_bn.tv_in1k", "inception_v3.tv_in1k",
     "inception_v4.tf_in1k", "inception_resnet_v2.tf_in1k", "mobilenetv2_100.ra_in1k", "mobilenetv3_large_100.ra_in1k",
+    "alexnet.tv_in1k",
 ]  # fmt: skip
 
 
@@ -53,6 +54,36 @@ def test_pretrained_weights_come_from_the_hub_verified(hub: HubServer) -> None:
     for key, value in loaded.network.state_dict().items():
         assert torch.equal(value, state[key]), key
     assert zoo_core.fetch("resnet18", offline=True).files[0].verified_by == "hub sha256"
+
+
+def test_alexnet_loads_torchvision_weights_from_a_url_source(tmp_path: Path) -> None:
+    import dataclasses
+    import hashlib
+
+    source = zoo_core.load("alexnet", pretrained=False)  # random weights in torchvision's .pth format
+    path = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save(source.network.state_dict(), path)
+    spec = zoo_core.get("alexnet")
+    local = dataclasses.replace(
+        spec,
+        source=dataclasses.replace(spec.source, url=path.as_uri()),
+        sha256={path.name: hashlib.sha256(path.read_bytes()).hexdigest()},
+    )
+    loaded = zoo_core.load(local)
+    for key, value in loaded.network.state_dict().items():
+        assert torch.equal(value, source.network.state_dict()[key]), key
+    with pytest.raises(zoo_core.DownloadError, match="a URL source needs a sha256"):
+        zoo_core.load("alexnet")  # the shipped entry: torchvision's full digest is not pinned yet
+
+
+def test_alexnet_groups_and_drop_last() -> None:
+    backbone = zoo_core.load("alexnet", pretrained=False).eval()
+    assert [g.name for g in backbone.layer_groups()] == ["stem", "conv2", "conv3", "conv4", "conv5", "head"]
+    backbone.drop_last(2)
+    backbone.reset_head(4)
+    with torch.no_grad():
+        assert backbone.features(batch(backbone.spec)).shape == (2, 384)
+        assert backbone(batch(backbone.spec)).shape == (2, 4)
 
 
 def trainable(backbone: zoo_core.Backbone) -> set[str]:
