@@ -21,6 +21,7 @@ from zoo_core.compatibility import check
 from zoo_core.download import download, fetch
 from zoo_core.errors import (
     ChecksumError,
+    DataError,
     DownloadError,
     ModelNotFoundError,
     NotCachedError,
@@ -29,6 +30,7 @@ from zoo_core.errors import (
     RegistryError,
     RegistryWarning,
     UnsafeWeightsError,
+    WeightsFormatError,
     ZooError,
 )
 from zoo_core.hookspecs import hookimpl
@@ -43,6 +45,7 @@ __all__ = [
     "Catalogue",
     "CheckReport",
     "ChecksumError",
+    "DataError",
     "DownloadError",
     "EmbeddingInput",
     "Filters",
@@ -60,6 +63,7 @@ __all__ = [
     "Source",
     "TextInput",
     "UnsafeWeightsError",
+    "WeightsFormatError",
     "ZooError",
     "__version__",
     "check",

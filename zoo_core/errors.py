@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ChecksumError",
+    "DataError",
     "DownloadError",
     "ModelNotFoundError",
     "NotCachedError",
@@ -17,6 +18,7 @@ __all__ = [
     "RegistryError",
     "RegistryWarning",
     "UnsafeWeightsError",
+    "WeightsFormatError",
     "ZooError",
 ]
 
@@ -72,3 +74,14 @@ class NotCachedError(ZooError, FileNotFoundError):
 
 class UnsafeWeightsError(ZooError, ValueError):
     """A checkpoint could only be loaded by unpickling, which can run arbitrary code."""
+
+
+class WeightsFormatError(ZooError, ValueError):
+    """A weights or vectors file is malformed; the message names the file and the line or byte offset."""
+
+
+# --- a user's data -------------------------------------------------------------------------------------
+
+
+class DataError(ZooError, ValueError):
+    """A user's dataset cannot be read; the message names the file and the line."""

@@ -20,7 +20,7 @@ import pluggy
 
 from zoo_core import hookspecs
 from zoo_core.checks import CheckReport
-from zoo_core.errors import PluginError, PluginUnavailableError
+from zoo_core.errors import PluginError, PluginUnavailableError, ZooError
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 
@@ -207,7 +207,7 @@ def _call_first(hook_name: str, what: str, **kwargs: Any) -> Any:
     try:
         return getattr(get_plugin_manager().hook, hook_name)(**kwargs)
     except Exception as error:
-        if isinstance(error, PluginError):
+        if isinstance(error, ZooError):  # already a message for the user (a bad file, a failed download)
             raise
         raise PluginError(f"{what} failed in a plugin's {hook_name}: {type(error).__name__}: {error}") from error
 

@@ -36,8 +36,8 @@ _OUTPUT_FIELDS = ("num_classes", "feature_dim")
 _INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "image": ("channels", "height", "width", "mean", "std", "interpolation", "crop_pct", "channel_order",
               "value_range"),
-    "text": ("tokenizer", "max_length", "lowercase"),
-    "embedding": ("dim", "vocab_size", "lowercase"),
+    "text": ("tokenizer", "max_length", "lowercase", "pooling"),
+    "embedding": ("dim", "vocab_size", "lowercase", "format", "file"),
 }  # fmt: skip
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
@@ -191,11 +191,17 @@ def _parse_input(fields: _Fields, modality: str) -> InputSpec:
             tokenizer=table.text("tokenizer", required=True) or "",
             max_length=table.count("max_length", minimum=1) or 512,
             lowercase=bool(table.flag("lowercase")),
+            pooling=table.choice("pooling", ("cls", "mean"), "cls"),  # type: ignore[arg-type]
         )
+    file = table.text("file")
+    if file is not None and not is_safe_file_name(file):
+        table.fail("file", f"{file!r} leaves the model's folder; name a file relative to it")
     return EmbeddingInput(
         dim=table.count("dim", minimum=1, required=True) or 0,
         vocab_size=table.count("vocab_size", minimum=1),
         lowercase=bool(table.flag("lowercase")),
+        format=table.choice("format", ("glove", "word2vec", "word2vec-binary"), "glove"),  # type: ignore[arg-type]
+        file=file,
     )
 
 

@@ -59,6 +59,7 @@ class TextInput:
     tokenizer: str  # hub repo id (or files of the model's own repo) that holds the tokenizer
     max_length: int = 512  # tokens per sample; longer samples are truncated
     lowercase: bool = False  # the vocabulary is uncased: text is lower-cased first
+    pooling: Literal["cls", "mean"] = "cls"  # sentence features: the [CLS] token, or the mean of all tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class EmbeddingInput:
     dim: int  # vector length
     vocab_size: int | None = None  # number of words, when known before download
     lowercase: bool = False  # the vocabulary is lower-case only
+    format: Literal["glove", "word2vec", "word2vec-binary"] = "glove"  # word2vec = text with a header (fastText .vec)
+    file: str | None = None  # the vectors file among the downloaded files, or inside a .zip of them
 
 
 InputSpec = ImageInput | TextInput | EmbeddingInput

@@ -1,0 +1,151 @@
+"""`WordVectors`: a word-vector table, parsed once and then memory-mapped.
+
+The first load parses the source file (inside a .zip or .gz if need be) and stores the matrix as
+``vectors.npy`` and the words as ``words.txt`` under ``$ZOO_HOME/vectors/<model>/``; every later load
+maps the matrix from disk, so a 400,000 x 300 table opens in a fraction of a second and is shared by
+processes through the page cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, cast
+
+import numpy as np
+
+from zoo_core.errors import WeightsFormatError
+from zoo_core.settings import Settings
+from zoo_core.specs import EmbeddingInput, ModelSpec
+from zoo_wordvec.readers import read_vectors
+
+__all__ = ["WordVectors", "load_vectors"]
+
+
+class WordVectors:
+    """Words and their vectors, with lookups that forgive case when the vocabulary is lower-case."""
+
+    def __init__(self, words: list[str], matrix: np.ndarray, lowercase: bool = False, name: str = "") -> None:
+        self.words, self.matrix, self.lowercase, self.name = words, matrix, lowercase, name
+        self.index = {word: row for row, word in enumerate(words)}
+        self._unit: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and self.row(word) is not None
+
+    def row(self, word: str) -> int | None:
+        """The word's row; out of vocabulary, the lower-cased word's; else None."""
+        found = self.index.get(word)
+        return self.index.get(word.lower()) if found is None else found
+
+    def vector(self, word: str) -> np.ndarray:
+        row = self.row(word)
+        if row is None:
+            raise KeyError(f"'{word}' is not in the vocabulary of {self.name or 'these vectors'}")
+        return np.asarray(self.matrix[row])
+
+    def _normalised(self) -> np.ndarray:
+        if self._unit is None:
+            matrix = np.asarray(self.matrix, dtype=np.float32)
+            self._unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        return self._unit
+
+    def most_similar(self, query: str | np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+        """The `k` nearest words by cosine similarity (a word query is left out of its own answer)."""
+        vector = self.vector(query) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
+        unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        scores = self._normalised() @ unit
+        skip = {self.row(query)} if isinstance(query, str) else set()
+        best = np.argpartition(-scores, min(k + len(skip), len(scores) - 1))[: k + len(skip)]
+        ranked = sorted(best, key=lambda row: -scores[row])
+        return [(self.words[row], float(scores[row])) for row in ranked if row not in skip][:k]
+
+    def embed(self, texts: Iterable[str]) -> np.ndarray:
+        """One vector per text: the mean of its known words' vectors (zeros when none is known)."""
+        from zoo_wordvec.check import tokenize
+
+        rows = []
+        for text in texts:
+            known = [row for token in tokenize(text) if (row := self.row(token)) is not None]
+            rows.append(np.asarray(self.matrix[known]).mean(axis=0) if known else np.zeros(self.dim, np.float32))
+        return np.stack(rows).astype(np.float32)
+
+    def embedding(self, frozen: bool = True) -> Any:
+        """A `torch.nn.Embedding` initialised from the vectors, frozen or trainable."""
+        import torch
+
+        return torch.nn.Embedding.from_pretrained(torch.tensor(np.asarray(self.matrix)), freeze=frozen)  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def _open_source(folder: Path, spec: EmbeddingInput) -> Iterator[tuple[IO[bytes], str]]:
+    """The vectors file as a stream: a plain file, a .gz, or a member of a .zip in the folder."""
+    wanted = spec.file
+    candidates = sorted(path for path in folder.rglob("*") if path.is_file())
+    direct = [path for path in candidates if wanted is None or path.relative_to(folder).as_posix() == wanted]
+    plain = [path for path in direct if path.suffix not in (".zip",)]
+    if plain:
+        path = plain[0]
+        with cast(IO[bytes], gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as stream:
+            yield stream, str(path)
+        return
+    for archive in (path for path in candidates if path.suffix == ".zip"):
+        with zipfile.ZipFile(archive) as bundle:
+            members = [name for name in bundle.namelist() if wanted is None or name == wanted]
+            if members:
+                with bundle.open(members[0]) as stream:
+                    yield stream, f"{archive}!{members[0]}"
+                return
+    raise WeightsFormatError(f"{folder}: no vectors file {wanted or ''} in the downloaded files or their .zip archives")
+
+
+def _store(folder: Path, words: list[str], matrix: np.ndarray) -> None:
+    """Write the parsed table whole or not at all."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    np.save(staging / "vectors.npy", matrix)
+    (staging / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    try:
+        staging.replace(folder)
+    except OSError:  # another process stored it first
+        for path in staging.iterdir():
+            path.unlink()
+        staging.rmdir()
+
+
+def load_vectors(spec: ModelSpec, files: Path, settings: Settings | None = None) -> WordVectors:
+    """The spec's vectors: memory-mapped from zoo's store, parsed from `files` the first time."""
+    assert isinstance(spec.input, EmbeddingInput)
+    settings = settings or Settings.from_env()
+    store = settings.home / "vectors" / f"{spec.name.replace('/', '--')}-{_fingerprint(files)}"
+    if not (store / "vectors.npy").exists():
+        with _open_source(files, spec.input) as (stream, name):
+            words, matrix = read_vectors(stream, name, spec.input.format)
+        if matrix.shape[1] != spec.input.dim:
+            raise WeightsFormatError(
+                f"{name}: vectors have {matrix.shape[1]} dimensions, the spec says {spec.input.dim}"
+            )
+        _store(store, words, matrix)
+    words = (store / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    matrix = np.load(store / "vectors.npy", mmap_mode="r")
+    return WordVectors(words, matrix, spec.input.lowercase, spec.name)
+
+
+def _fingerprint(files: Path) -> str:
+    """Changes when the downloaded files do (a new revision gets a new store)."""
+    stats = sorted(
+        (str(p.relative_to(files)), p.stat().st_size, p.stat().st_mtime_ns) for p in files.rglob("*") if p.is_file()
+    )
+    return hashlib.sha256(repr(stats).encode()).hexdigest()[:12]

@@ -1,0 +1,66 @@
+"""Reading a user's text dataset: a .txt file (one text per line), a CSV, or JSON lines.
+
+CSV and JSONL take the text from a column named ``text`` (else ``sentence``, ``content``, or the first
+column) and labels from ``label`` (else ``labels``, ``class``, ``category``) when there is one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo_core.errors import DataError
+
+__all__ = ["TextData", "read_texts"]
+
+TEXT_COLUMNS = ("text", "sentence", "content")
+LABEL_COLUMNS = ("label", "labels", "class", "category")
+
+
+@dataclass(frozen=True, slots=True)
+class TextData:
+    texts: list[str]
+    labels: list[str] | None  # None when the file has no label column
+
+
+def _pick(columns: list[str], preferred: tuple[str, ...], path: Path, default_first: bool) -> str | None:
+    for name in preferred:
+        if name in columns:
+            return name
+    if default_first and columns:
+        return columns[0]
+    return None
+
+
+def read_texts(path: Path) -> TextData:
+    """The texts (and labels) of a dataset file; `DataError` names the line of anything malformed."""
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 (byte {error.start}); re-save the file as UTF-8") from None
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(content.splitlines()))
+        columns = list(rows[0]) if rows else []
+        text = _pick(columns, TEXT_COLUMNS, path, default_first=True)
+        label = _pick(columns, LABEL_COLUMNS, path, default_first=False)
+        if text is None:
+            raise DataError(f"{path}: no columns; the first line must name them (text,label)")
+        return TextData([row[text] or "" for row in rows], [row[label] or "" for row in rows] if label else None)
+    if path.suffix in (".jsonl", ".ndjson"):
+        records = []
+        for number, line in enumerate(content.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{path}:{number}: not JSON ({error.msg}); one object per line") from None
+        columns = list(records[0]) if records else []
+        text = _pick(columns, TEXT_COLUMNS, path, default_first=True)
+        label = _pick(columns, LABEL_COLUMNS, path, default_first=False)
+        return TextData(
+            [str(record.get(text, "") or "") for record in records],
+            [str(record.get(label, "")) for record in records] if label else None,
+        )
+    return TextData(content.splitlines(), None)
