@@ -65,7 +65,7 @@ def test_glove_text_is_parsed_once_then_memory_mapped(
     assert np.allclose(vectors.matrix, matrix, atol=1e-6)
     again = zoo_core.load(spec)
     assert isinstance(again.matrix, np.memmap)  # the stored table, mapped from disk
-    assert [path.name for path in (zoo_env / "vectors").iterdir()][0].startswith("test-glove.2k.50d.txt-")
+    assert next((zoo_env / "vectors").iterdir()).name.startswith("test-glove.2k.50d.txt-")
 
 
 def test_lookups_fall_back_to_lower_case_and_find_neighbours(
@@ -143,3 +143,10 @@ def test_all_400k_words_and_a_known_analogy(glove: tuple[list[str], np.ndarray],
     assert "queen" in nearest[:5]
     reloaded = zoo_core.load(spec_for(path, "word2vec-binary"))
     assert isinstance(reloaded.matrix, np.memmap) and reloaded.words[:3] == ["the", ",", "."]
+
+
+def test_zero_shot_with_averaged_word_vectors(glove: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
+    spec = spec_for(write_glove(tmp_path / "g.txt", glove[0][:20000], np.asarray(glove[1][:20000])))
+    texts = ["the team won the football match", "shares and bonds fell on the stock market"]
+    ranked = zoo_core.zero_shot(spec, texts, ["sports", "economy"])
+    assert [found[0][0] for found in ranked] == ["sports", "economy"]

@@ -39,6 +39,7 @@ from zoo_core.plugins import Requirement
 from zoo_core.registry import parse_spec
 from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
+from zoo_core.zeroshot import zero_shot
 
 __all__ = [
     "Backbone",
@@ -76,6 +77,7 @@ __all__ = [
     "load_catalogue",
     "parse_spec",
     "search",
+    "zero_shot",
 ]
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoo_core.checks import Finding
 from zoo_core.errors import DataError
 
-__all__ = ["TextData", "read_texts"]
+__all__ = ["TextData", "dataset_findings", "read_texts"]
 
 TEXT_COLUMNS = ("text", "sentence", "content")
 LABEL_COLUMNS = ("label", "labels", "class", "category")
@@ -64,3 +66,26 @@ def read_texts(path: Path) -> TextData:
             [str(record.get(label, "")) for record in records] if label else None,
         )
     return TextData(content.splitlines(), None)
+
+
+def dataset_findings(data: TextData) -> list[Finding]:
+    """What every text check reports: empty rows, and the balance of labels when there are labels."""
+    empty = sum(1 for text in data.texts if not text.strip())
+    if empty == len(data.texts):
+        findings = [Finding("rows", "error", "every row is empty", "point at the text column")]
+    elif empty:
+        findings = [Finding("rows", "warn", f"{empty} of {len(data.texts)} rows are empty", "drop them")]
+    else:
+        findings = [Finding("rows", "ok", f"{len(data.texts)} texts")]
+    if not data.labels:
+        return findings
+    counts = Counter(data.labels)
+    low, high = min(counts.values()), max(counts.values())
+    summary = f"{len(counts)} labels, {low}-{high} texts each"
+    if len(counts) < 2:
+        findings.append(Finding("labels", "error", f"only one label ({next(iter(counts))})", "a classifier needs two"))
+    elif high > 10 * low:
+        findings.append(Finding("labels", "warn", f"{summary}: imbalanced", "use class weights or resample"))
+    else:
+        findings.append(Finding("labels", "ok", summary))
+    return findings

@@ -5,7 +5,9 @@ Its models are entries of the built-in ``registry.toml`` with ``plugin = "transf
 
 from __future__ import annotations
 
-from zoo_core import Requirement, hookimpl
+from pathlib import Path
+
+from zoo_core import CheckReport, ModelSpec, Requirement, hookimpl
 
 INSTALL = "pip install 'zoo-tl[text]'"
 
@@ -13,3 +15,22 @@ INSTALL = "pip install 'zoo-tl[text]'"
 @hookimpl
 def plugin_requirements() -> list[Requirement]:
     return [Requirement(module, INSTALL) for module in ("torch", "transformers", "safetensors")]
+
+
+@hookimpl
+def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
+    if spec.plugin != "transformers":
+        return None
+    from zoo_transformers.backbone import TransformerBackbone
+
+    return TransformerBackbone(spec, weights_dir)
+
+
+@hookimpl
+def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
+    if spec.modality != "text":
+        return None
+    from zoo_transformers.check import check_texts
+
+    texts = Path(data) if isinstance(data, str | Path) else list(data)  # type: ignore[call-overload]
+    return check_texts(spec, texts)
