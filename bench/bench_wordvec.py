@@ -65,9 +65,8 @@ def main() -> None:
     print(f"zoo first load (parse + store):      {first:.2f} s")
     print(f"zoo reload (memory-mapped), median:  {reload:.3f} s")
     print(f"gensim load_word2vec_format:         {parsed:.2f} s")
-    print(
-        f"ratio gensim parse / zoo reload: {parsed / reload:.0f}x  (target ≥ 20x); gensim / zoo first: {parsed / first:.1f}x"
-    )
+    print(f"ratio gensim parse / zoo reload: {parsed / reload:.0f}x  (target ≥ 20x)")
+    print(f"ratio gensim parse / zoo first load: {parsed / first:.1f}x")
 
 
 if __name__ == "__main__":

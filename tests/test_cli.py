@@ -71,7 +71,7 @@ def test_info_shows_every_field(zoo: Run) -> None:
     assert "interpolation=bicubic" in fields["input"] and "hub=timm/resnet18.a1_in1k" in fields["source"]
     _, out, _ = zoo("info", "minilm", "--json")
     assert json.loads(out)["input"] == {"tokenizer": "sentence-transformers/all-MiniLM-L6-v2", "max_length": 256,
-                                        "lowercase": True}  # fmt: skip
+                                        "lowercase": True, "pooling": "mean"}  # fmt: skip
 
 
 def test_unknown_model_is_a_one_line_user_error(zoo: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import zoo_core
 from zoo_core import PluginError, hookimpl
 from zoo_core.cli import cli, main
-from zoo_core.plugins import build_backbone, check_input, convert_weights, plugin_statuses
+from zoo_core.plugins import build_backbone, check_input, convert_weights, plugin_statuses, reset_plugin_manager
 from zoo_core.testing import FakeBackbone, FakePlugin
 
 
@@ -44,12 +45,23 @@ def test_hook_register_models_may_return_registry_files(
     assert zoo_core.get("shipped.v1").origin == str(path)
 
 
-def test_hook_build_backbone(fake_plugin: FakePlugin, tmp_path: Path) -> None:
+class ListsOnly:
+    """A plugin that contributes nothing but its (empty) requirements: it builds nothing."""
+
+    @hookimpl
+    def plugin_requirements(self) -> list[object]:
+        return []
+
+
+def test_hook_build_backbone(
+    fake_plugin: FakePlugin, register_plugin: Callable[[object, str], None], tmp_path: Path
+) -> None:
     spec = zoo_core.get("fakenet_tiny")
     assert build_backbone(spec, tmp_path) == FakeBackbone(spec, tmp_path)
-    bert = zoo_core.get("bert-base-uncased")
-    with pytest.raises(PluginError, match=r"plugin 'transformers' did not build 'bert-base-uncased' \(arch 'bert'\)"):
-        build_backbone(bert, None)  # the transformers plugin does not build yet; every other plugin says None
+    register_plugin(ListsOnly(), "lister")
+    orphan = dataclasses.replace(spec, name="orphan.v1", plugin="lister", arch="orphan")
+    with pytest.raises(PluginError, match=r"plugin 'lister' did not build 'orphan.v1' \(arch 'orphan'\)"):
+        build_backbone(orphan, None)  # every plugin answered None
 
 
 def test_hook_build_backbone_errors_name_the_model(register_plugin: Callable[[object, str], None]) -> None:
@@ -63,12 +75,15 @@ def test_hook_build_backbone_errors_name_the_model(register_plugin: Callable[[ob
         build_backbone(zoo_core.get("fakenet_tiny"), None)
 
 
-def test_hook_check_input(fake_plugin: FakePlugin) -> None:
+def test_hook_check_input(fake_plugin: FakePlugin, monkeypatch: pytest.MonkeyPatch) -> None:
     report = check_input(zoo_core.get("fakenet_tiny"), "images/")
     assert report.usable and report.findings[0].message == "got 'images/'"
     assert not check_input(zoo_core.get("fakenet_tiny"), "").usable
+    bert = zoo_core.get("bert-base-uncased")
+    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "transformers")  # the plugin that checks text
+    reset_plugin_manager()
     with pytest.raises(PluginError, match=r"no plugin checks text data for 'bert-base-uncased'"):
-        check_input(zoo_core.get("bert-base-uncased"), "texts.csv")
+        check_input(bert, "texts.csv")
 
 
 def test_hook_convert_weights(fake_plugin: FakePlugin, tmp_path: Path) -> None:
