@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from zoo_core.backbone import Backbone, LayerGroup
-from zoo_core.specs import ModelSpec
+from zoo_core.specs import ImageInput, ModelSpec
 from zoo_core.weights import load_state_dict
 
 
@@ -24,7 +24,10 @@ class TimmBackbone(Backbone):
         super().__init__(spec)
         # timm's models share an interface (forward_features, forward_head, feature_info, …) that their
         # nn.Module type does not declare: hold the model as Any rather than cast at every use.
-        self.network: Any = timm.create_model(spec.arch, pretrained=False, num_classes=spec.output.num_classes or 0)
+        channels = spec.input.channels if isinstance(spec.input, ImageInput) else 3
+        self.network: Any = timm.create_model(
+            spec.arch, pretrained=False, num_classes=spec.output.num_classes or 0, in_chans=channels
+        )
         if weights_dir is not None:
             files = [name for name in spec.source.files if name.endswith((".safetensors", ".bin", ".pth"))]
             self.network.load_state_dict(load_state_dict(weights_dir / (files[0] if files else "model.safetensors")))

@@ -1,0 +1,82 @@
+"""A labelled dataset for training: image folders (one subfolder per class) or labelled text files.
+
+Items are file paths (images) or strings (texts); labels are indices into `classes`. The fingerprint
+changes when any file, name or label changes, and keys the feature cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo_core.errors import DataError
+from zoo_core.textdata import read_texts
+
+__all__ = ["Dataset", "load_dataset", "stratified_split"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    kind: str  # "image" or "text"
+    items: list[str]  # image paths, or texts
+    labels: list[int]
+    classes: list[str]
+
+    def subset(self, indices: list[int]) -> Dataset:
+        return Dataset(self.kind, [self.items[i] for i in indices], [self.labels[i] for i in indices], self.classes)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.kind.encode())
+        for item, label in zip(self.items, self.labels, strict=True):
+            stamp = ""
+            if self.kind == "image":
+                stat = Path(item).stat()
+                stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+            digest.update(f"{item}\0{stamp}\0{self.classes[label]}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def load_dataset(data: Path, modality: str, classes: list[str] | None = None) -> Dataset:
+    """Read a dataset; `classes` fixes the label order (a validation set follows its training set)."""
+    if modality == "image":
+        folders = (
+            sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")) if data.is_dir() else []
+        )
+        if not folders:
+            raise DataError(f"{data}: training needs one subfolder per class, each holding that class's images")
+        pairs = [(str(f), folder.name) for folder in folders for f in sorted(folder.rglob("*"))
+                 if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+        kind = "image"
+    else:
+        texts = read_texts(data)
+        if texts.labels is None:
+            raise DataError(f"{data}: training needs a label column (label, class or category)")
+        pairs = [(text, label) for text, label in zip(texts.texts, texts.labels, strict=True) if text.strip()]
+        kind = "text"
+    names = classes or sorted({label for _, label in pairs})
+    unknown = sorted({label for _, label in pairs} - set(names))
+    if unknown:
+        raise DataError(f"{data}: labels {unknown} are not among the training classes {names}")
+    index = {name: position for position, name in enumerate(names)}
+    return Dataset(kind, [item for item, _ in pairs], [index[label] for _, label in pairs], names)
+
+
+def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Training and validation sets with every class in both (at least one validation item per class)."""
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for position, label in enumerate(dataset.labels):
+        by_class[label].append(position)
+    generator = random.Random(seed)
+    train, val = [], []
+    for label in sorted(by_class):
+        members = by_class[label][:]
+        generator.shuffle(members)
+        count = max(1, round(len(members) * fraction)) if len(members) > 1 else 0
+        val += members[:count]
+        train += members[count:]
+    return dataset.subset(sorted(train)), dataset.subset(sorted(val))

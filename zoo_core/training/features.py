@@ -1,0 +1,66 @@
+"""Features of a frozen backbone, computed once per model, preprocessing and dataset, and cached on disk.
+
+The cache key holds the model name and revision, the preprocessing (its repr), the backbone's output
+width (which `drop_last` changes) and the dataset fingerprint, so a second run on the same data reuses the
+features and any change recomputes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo_core.training.data import Dataset
+
+__all__ = ["batches", "cached_features"]
+
+
+def batches(
+    dataset: Dataset, transform: Any, batch_size: int, order: list[int] | None = None
+) -> Iterator[tuple[Any, torch.Tensor]]:
+    """(inputs, labels) batches: image tensors through `transform`, or lists of texts."""
+    from PIL import Image
+
+    order = list(range(len(dataset.items))) if order is None else order
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        labels = torch.tensor([dataset.labels[i] for i in chosen])
+        if dataset.kind == "image":
+            images = []
+            for i in chosen:
+                with Image.open(dataset.items[i]) as image:
+                    images.append(transform(image))
+            yield torch.stack(images), labels
+        else:
+            yield [dataset.items[i] for i in chosen], labels
+
+
+def compute_features(backbone: Any, dataset: Dataset, transform: Any, batch_size: int) -> np.ndarray:
+    if dataset.kind == "text" and not isinstance(backbone, torch.nn.Module):  # word vectors
+        return np.asarray(backbone.embed(dataset.items), dtype=np.float32)
+    backbone.eval()
+    rows = []
+    with torch.no_grad():
+        for inputs, _ in batches(dataset, transform, batch_size):
+            rows.append(backbone.features(inputs).float().cpu().numpy())
+    return np.concatenate(rows)
+
+
+def cached_features(backbone: Any, key_parts: list[str], dataset: Dataset, transform: Any, batch_size: int,
+                    cache: Path) -> np.ndarray:  # fmt: skip
+    key = hashlib.sha256("\n".join([*key_parts, repr(transform), dataset.fingerprint()]).encode()).hexdigest()[:32]
+    path = cache / f"{key}.npy"
+    if path.exists():
+        cached: np.ndarray = np.load(path)
+        return cached
+    features = compute_features(backbone, dataset, transform, batch_size)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp.npy")
+    np.save(partial, features)
+    partial.replace(path)
+    return features

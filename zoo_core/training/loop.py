@@ -1,0 +1,92 @@
+"""The epoch loop every strategy shares: train, validate, stop early, checkpoint, resume.
+
+After each epoch the module's state, the optimiser's and the learning curve so far go to ``last.pt``
+(written whole, then renamed), so an interrupted run keeps its last good epoch and ``--resume`` goes on
+from there. The best epoch by validation loss is kept in memory and returned.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+__all__ = ["Epoch", "train_epochs"]
+
+Batches = Callable[[int], Iterable[tuple[Any, torch.Tensor]]]
+Epoch = dict[str, float]
+
+
+def _evaluate(module: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]]) -> tuple[float, float]:
+    module.eval()
+    loss, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for inputs, labels in batches:
+            logits = module(inputs)
+            loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == labels).sum())
+            count += len(labels)
+    return loss / max(count, 1), correct / max(count, 1)
+
+
+def train_epochs(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    train: Batches,
+    val: Callable[[], Iterable[tuple[Any, torch.Tensor]]],
+    epochs: int,
+    patience: int,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    quiet: bool = True,
+) -> tuple[list[Epoch], dict[str, torch.Tensor]]:
+    """Train up to `epochs`, stopping after `patience` epochs without a better validation loss.
+
+    Returns the learning curve and the best epoch's state dict.
+    """
+    curve: list[Epoch] = []
+    best_loss, best_state, stale, start = float("inf"), copy.deepcopy(module.state_dict()), 0, 0
+    if resume and checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        module.load_state_dict(saved["module"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        curve, best_loss, best_state, stale = saved["curve"], saved["best_loss"], saved["best_state"], saved["stale"]
+        start = len(curve)
+    for epoch in range(start, epochs):
+        if stale >= patience:
+            break
+        torch.manual_seed(seed + epoch)  # the same shuffles and dropout whether or not the run was resumed
+        module.train()
+        total, count = 0.0, 0
+        for inputs, labels in tqdm(train(epoch), desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=quiet):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(module(inputs), labels)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total, count = total + float(loss.detach()) * len(labels), count + len(labels)
+        val_loss, val_accuracy = _evaluate(module, val())
+        curve.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
+                      "val_accuracy": val_accuracy})  # fmt: skip
+        if val_loss < best_loss:
+            best_loss, best_state, stale = val_loss, copy.deepcopy(module.state_dict()), 0
+        else:
+            stale += 1
+        if checkpoint is not None:
+            state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve,
+                     "best_loss": best_loss, "best_state": best_state, "stale": stale,
+                     "scheduler": scheduler.state_dict() if scheduler is not None else {}}  # fmt: skip
+            partial = checkpoint.with_suffix(".tmp")
+            torch.save(state, partial)
+            partial.replace(checkpoint)
+    return curve, best_state
