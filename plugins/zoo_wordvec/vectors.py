@@ -82,6 +82,13 @@ class WordVectors:
             rows.append(np.asarray(self.matrix[known]).mean(axis=0) if known else np.zeros(self.dim, np.float32))
         return np.stack(rows).astype(np.float32)
 
+    def scratch_copy(self, seed: int = 0) -> WordVectors:
+        """The same vocabulary with random vectors of the same scale: the "no pretraining" baseline."""
+        rng = np.random.default_rng(seed)
+        scale = float(np.asarray(self.matrix[: min(len(self.words), 10_000)]).std())
+        random = rng.normal(0.0, scale, size=self.matrix.shape).astype(np.float32)
+        return WordVectors(self.words, random, self.lowercase, f"{self.name} (random)")
+
     def embedding(self, frozen: bool = True) -> Any:
         """A `torch.nn.Embedding` initialised from the vectors, frozen or trainable."""
         import torch

@@ -100,6 +100,7 @@ def _logreg_head(train_x: np.ndarray, train_y: list[int], classes: int, seed: in
 
 def _features_run(backbone: Any, spec: ModelSpec, revision: str, train: Dataset, val: Dataset, transform: Any,
                   options: FinetuneOptions, out: Path, resume: bool) -> tuple[nn.Module, list[Epoch]]:  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
     cache = Settings.from_env().home / "features"
     key = [spec.name, revision, f"drop_last={options.drop_last}"]
     train_x = cached_features(backbone, key, train, transform, options.batch_size, cache)
@@ -191,17 +192,31 @@ def finetune(model: str | ModelSpec, data: Path, out: Path, options: FinetuneOpt
     }
     if options.baseline == "scratch":
         seed_everything(options.seed)
-        scratch_backbone = load(spec, pretrained=False)
-        if options.drop_last:
-            scratch_backbone.drop_last(options.drop_last)
-        scratch = TransferModel(scratch_backbone, make_head("linear", scratch_backbone.feature_dim, len(train.classes)))
-        scratch_curve = _network_run(scratch, train, val, transform, options, "full", None, False)
+        scratch_curve = _scratch_curve(spec, backbone, train, val, transform, options, out)
         metrics["scratch"] = summarise(scratch_curve)
         metrics["transfer_minus_scratch"] = metrics["transfer"]["final"] - metrics["scratch"]["final"]
         plot_curves({f"transfer ({options.strategy})": curve, "scratch": scratch_curve}, out / "curves.png",
                     f"{spec.name} on {data.name}")  # fmt: skip
     _write_artifacts(out, spec, record, trained, train, val, data, options, metrics)
     return metrics
+
+
+def _scratch_curve(spec: ModelSpec, backbone: Any, train: Dataset, val: Dataset, transform: Any,
+                   options: FinetuneOptions, out: Path) -> list[Epoch]:  # fmt: skip
+    """The same model without pretraining, same budget: random weights trained end to end, or, for word
+    vectors, random vectors under the same head."""
+    if hasattr(backbone, "scratch_copy"):
+        random_vectors = backbone.scratch_copy(options.seed)
+        scratch_spec = dataclasses.replace(spec, name=f"{spec.name}.random")
+        _, curve = _features_run(
+            random_vectors, scratch_spec, "random", train, val, transform, options, out / "scratch", False
+        )
+        return curve
+    scratch_backbone = load(spec, pretrained=False)
+    if options.drop_last:
+        scratch_backbone.drop_last(options.drop_last)
+    scratch = TransferModel(scratch_backbone, make_head("linear", scratch_backbone.feature_dim, len(train.classes)))
+    return _network_run(scratch, train, val, transform, options, "full", None, False)
 
 
 def _write_artifacts(out: Path, spec: ModelSpec, record: Any, trained: TransferModel, train: Dataset, val: Dataset,
