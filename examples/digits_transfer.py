@@ -14,34 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-SOURCE_DIGITS, TARGET_DIGITS, SHOTS = range(5), range(5, 10), 10
-
-
-def write_digits(root: Path, seed: int = 0) -> tuple[Path, Path, Path]:
-    """Image folders for the source task, the target training set and the held-out target test set."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    rng = np.random.default_rng(seed)
-    seen: dict[int, int] = {}
-    for index in rng.permutation(len(digits.target)):
-        label = int(digits.target[index])
-        if label in SOURCE_DIGITS:
-            split = "source"
-        else:
-            seen[label] = seen.get(label, 0) + 1
-            split = "target-train" if seen[label] <= SHOTS else "target-test"
-        folder = root / split / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = (digits.images[index] * (255 / 16)).astype(np.uint8)  # 0-16 ink levels to 0-255 grey
-        Image.fromarray(pixels, mode="L").save(folder / f"{index}.png")
-    return root / "source", root / "target-train", root / "target-test"
-
 
 def run(out: Path) -> dict[str, object]:
+    from zoo_core.training.digits import write_digits
     from zoo_core.training.pretrain import pretrain
     from zoo_core.training.run import FinetuneOptions, finetune
 

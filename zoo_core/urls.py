@@ -138,7 +138,8 @@ def fetch_from_url(
     if force:
         for name in names:
             (folder / name).unlink(missing_ok=True)
-    absent = [name for name in names if not (folder / name).exists()]
+    # offline forbids the network, not a local copy: a local path is fetched all the same
+    absent = [name for name in names if not (folder / name).exists() and _local_path(_file_url(spec, name)) is None]
     if offline and absent:
         raise NotCachedError(
             f"'{spec.name}' ({absent[0]}) is not in zoo's cache {folder} and zoo is offline; run "
