@@ -51,11 +51,12 @@ def train_epochs(
 
     Returns the learning curve and the best epoch's state dict.
     """
+    core = getattr(module, "module", module)  # under DistributedDataParallel, the wrapped model
     curve: list[Epoch] = []
-    best_loss, best_state, stale, start = float("inf"), copy.deepcopy(module.state_dict()), 0, 0
+    best_loss, best_state, stale, start = float("inf"), copy.deepcopy(core.state_dict()), 0, 0
     if resume and checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        module.load_state_dict(saved["module"])
+        core.load_state_dict(saved["module"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
@@ -79,11 +80,11 @@ def train_epochs(
         curve.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
                       "val_accuracy": val_accuracy})  # fmt: skip
         if val_loss < best_loss:
-            best_loss, best_state, stale = val_loss, copy.deepcopy(module.state_dict()), 0
+            best_loss, best_state, stale = val_loss, copy.deepcopy(core.state_dict()), 0
         else:
             stale += 1
         if checkpoint is not None:
-            state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve,
+            state = {"module": core.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve,
                      "best_loss": best_loss, "best_state": best_state, "stale": stale,
                      "scheduler": scheduler.state_dict() if scheduler is not None else {}}  # fmt: skip
             partial = checkpoint.with_suffix(".tmp")

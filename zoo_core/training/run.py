@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import itertools
 import json
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +131,20 @@ def _features_run(backbone: Any, spec: ModelSpec, revision: str, train: Dataset,
     return head, curve
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size): under torchrun, the gloo process group is set up on first use."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def _network_run(model: TransferModel, train: Dataset, val: Dataset, transform: Any, options: FinetuneOptions,
                  strategy: str, checkpoint: Path | None, resume: bool) -> list[Epoch]:  # fmt: skip
+    rank, world = distributed()
     backbone = model.backbone
     groups = len(backbone.layer_groups())
     backbone.freeze(all_but_last=groups if strategy == "full" else min(options.unfreeze + 1, groups))
@@ -142,12 +156,19 @@ def _network_run(model: TransferModel, train: Dataset, val: Dataset, transform: 
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))  # one epoch
 
     def train_batches(epoch: int) -> Any:
-        order = torch.randperm(len(train.items), generator=torch.Generator().manual_seed(options.seed + epoch))
-        return batches(train, transform, options.batch_size, order.tolist())
+        order = torch.randperm(len(train.items), generator=torch.Generator().manual_seed(options.seed + epoch)).tolist()
+        chunks = [order[start : start + options.batch_size] for start in range(0, len(order), options.batch_size)]
+        # every process takes its share of each global batch; a batch that cannot give every process two
+        # samples (BatchNorm needs two) is skipped by all of them
+        mine = [chunk[rank::world] for chunk in chunks if len(chunk) >= 2 * world]
+        return itertools.chain.from_iterable(batches(train, transform, len(part), part) for part in mine)
 
-    curve, best = train_epochs(model, optimizer, warmup if strategy == "full" else None, train_batches,
+    trained: nn.Module = model
+    if world > 1:  # gradients are averaged over the processes: the same step as one process on the whole batch
+        trained = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    curve, best = train_epochs(trained, optimizer, warmup if strategy == "full" else None, train_batches,
                                lambda: batches(val, transform, options.batch_size), options.epochs,
-                               options.patience, checkpoint, resume, options.seed)  # fmt: skip
+                               options.patience, checkpoint if rank == 0 else None, resume, options.seed)  # fmt: skip
     model.load_state_dict(best)
     return curve
 
@@ -197,7 +218,8 @@ def finetune(model: str | ModelSpec, data: Path, out: Path, options: FinetuneOpt
         metrics["transfer_minus_scratch"] = metrics["transfer"]["final"] - metrics["scratch"]["final"]
         plot_curves({f"transfer ({options.strategy})": curve, "scratch": scratch_curve}, out / "curves.png",
                     f"{spec.name} on {data.name}")  # fmt: skip
-    _write_artifacts(out, spec, record, trained, train, val, data, options, metrics)
+    if distributed()[0] == 0:  # under torchrun, one process writes the run folder
+        _write_artifacts(out, spec, record, trained, train, val, data, options, metrics)
     return metrics
 
 
