@@ -62,7 +62,7 @@ def train_epochs(
             scheduler.load_state_dict(saved["scheduler"])
         curve, best_loss, best_state, stale = saved["curve"], saved["best_loss"], saved["best_state"], saved["stale"]
         start = len(curve)
-    for epoch in range(start, epochs):
+    for epoch in tqdm(range(start, epochs), desc="epochs", initial=start, total=epochs, disable=quiet):
         if stale >= patience:
             break
         torch.manual_seed(seed + epoch)  # the same shuffles and dropout whether or not the run was resumed

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,14 +143,23 @@ def distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _network_run(model: TransferModel, train: Dataset, val: Dataset, transform: Any, options: FinetuneOptions,
-                 strategy: str, checkpoint: Path | None, resume: bool) -> list[Epoch]:  # fmt: skip
+def _network_run(
+    model: TransferModel,
+    train: Dataset,
+    val: Dataset,
+    transform: Any,
+    options: FinetuneOptions,
+    strategy: str,
+    checkpoint: Path | None,
+    resume: bool,
+    pretrained: bool = True,
+) -> list[Epoch]:
     rank, world = distributed()
     backbone = model.backbone
     groups = len(backbone.layer_groups())
     backbone.freeze(all_but_last=groups if strategy == "full" else min(options.unfreeze + 1, groups))
     trainable = [p for p in backbone.parameters() if p.requires_grad]
-    rate = options.lr * (1.0 if strategy == "full" else BACKBONE_LR_SCALE)
+    rate = options.lr * (BACKBONE_LR_SCALE if pretrained else 1.0)  # pretrained layers move slower than the head
     groups_and_rates: list[dict[str, Any]] = [{"params": trainable, "lr": rate}, {"params": model.head.parameters()}]
     optimizer = torch.optim.AdamW(groups_and_rates, lr=options.lr)
     steps = max(1, -(-len(train.items) // options.batch_size))
@@ -168,7 +178,8 @@ def _network_run(model: TransferModel, train: Dataset, val: Dataset, transform: 
         trained = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     curve, best = train_epochs(trained, optimizer, warmup if strategy == "full" else None, train_batches,
                                lambda: batches(val, transform, options.batch_size), options.epochs,
-                               options.patience, checkpoint if rank == 0 else None, resume, options.seed)  # fmt: skip
+                               options.patience, checkpoint if rank == 0 else None, resume, options.seed,
+                               quiet=rank != 0 or not sys.stderr.isatty())  # fmt: skip
     model.load_state_dict(best)
     return curve
 
@@ -238,7 +249,7 @@ def _scratch_curve(spec: ModelSpec, backbone: Any, train: Dataset, val: Dataset,
     if options.drop_last:
         scratch_backbone.drop_last(options.drop_last)
     scratch = TransferModel(scratch_backbone, make_head("linear", scratch_backbone.feature_dim, len(train.classes)))
-    return _network_run(scratch, train, val, transform, options, "full", None, False)
+    return _network_run(scratch, train, val, transform, options, "full", None, False, pretrained=False)
 
 
 def _write_artifacts(out: Path, spec: ModelSpec, record: Any, trained: TransferModel, train: Dataset, val: Dataset,
