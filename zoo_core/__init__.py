@@ -23,6 +23,7 @@ from zoo_core.errors import (
     ChecksumError,
     DataError,
     DownloadError,
+    ExportError,
     ModelNotFoundError,
     NotCachedError,
     PluginError,
@@ -49,6 +50,7 @@ __all__ = [
     "DataError",
     "DownloadError",
     "EmbeddingInput",
+    "ExportError",
     "Filters",
     "Finding",
     "ImageInput",
@@ -128,9 +130,17 @@ def list_models(
 
 
 def __getattr__(name: str) -> object:
-    """`zoo_core.Backbone` without importing torch until it is asked for."""
+    """`Backbone`, `Predictor` and `export_onnx` without importing torch or onnxruntime until asked for."""
     if name == "Backbone":
         from zoo_core.backbone import Backbone
 
         return Backbone
+    if name == "Predictor":
+        from zoo_core.runtime import Predictor
+
+        return Predictor
+    if name == "export_onnx":
+        from zoo_core.export import export_onnx
+
+        return export_onnx
     raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")

@@ -11,6 +11,7 @@ __all__ = [
     "ChecksumError",
     "DataError",
     "DownloadError",
+    "ExportError",
     "ModelNotFoundError",
     "NotCachedError",
     "PluginError",
@@ -85,3 +86,10 @@ class WeightsFormatError(ZooError, ValueError):
 
 class DataError(ZooError, ValueError):
     """A user's dataset cannot be read; the message names the file and the line."""
+
+
+# --- export and inference ------------------------------------------------------------------------------
+
+
+class ExportError(ZooError, RuntimeError):
+    """An export could not be made or did not prove equal to the PyTorch model; no file was left."""

@@ -1,34 +1,80 @@
-"""`zoo predict`: labels for inputs. For now zero-shot text classification with a text model."""
+"""`zoo predict` (an exported folder on onnxruntime, or zero-shot text labels), `zoo export`, `zoo doctor`."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
 
 import click
 
 from zoo_core.cli import State
 from zoo_core.cli.output import print_json, print_table
-from zoo_core.zeroshot import zero_shot
 
 __all__ = ["COMMANDS"]
 
 
 @click.command("predict")
-@click.argument("name")
-@click.argument("texts", nargs=-1, required=True)
-@click.option("--labels", required=True, help="Comma-separated label names to choose from (zero-shot).")
-@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1), help="Labels to show per text.")
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--labels", help="Zero-shot (with a text model NAME): comma-separated label names to choose from.")
+@click.option("--provider", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1), help="Labels to show per input.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.pass_obj
-def predict_command(state: State, /, name: str, texts: tuple[str, ...], labels: str, top: int, as_json: bool) -> None:
-    """Classify TEXTS against label names with a text or word-vector model, with no training."""
-    names = [label.strip() for label in labels.split(",") if label.strip()]
-    ranked = zero_shot(state.catalogue().get(name), texts, names)
+def predict_command(state: State, /, model: str, inputs: tuple[str, ...], labels: str | None, provider: str,
+                    batch_size: int, top: int, as_json: bool) -> None:  # fmt: skip
+    """Labels for INPUTS (image files, or texts) from an export folder (MODEL = the folder of model.onnx),
+    or zero-shot from a text model (MODEL = a catalogue name, with --labels)."""
+    if Path(model).is_dir():
+        from zoo_core.runtime import Predictor
+
+        predictor = Predictor(Path(model), provider)
+        click.echo(f"onnxruntime provider: {predictor.provider}", err=True)
+        ranked = predictor.predict(list(inputs), top=top, batch_size=batch_size)
+    elif labels:
+        from zoo_core.zeroshot import zero_shot
+
+        names = [label.strip() for label in labels.split(",") if label.strip()]
+        ranked = zero_shot(state.catalogue().get(model), inputs, names)
+    else:
+        raise click.UsageError(f"'{model}' is not an export folder; for zero-shot with a text model give --labels")
     if as_json:
-        print_json([{"text": text, "labels": [{"label": label, "score": score} for label, score in found[:top]]}
-                    for text, found in zip(texts, ranked, strict=True)])  # fmt: skip
+        print_json([{"input": item, "labels": [{"label": label, "score": score} for label, score in found[:top]]}
+                    for item, found in zip(inputs, ranked, strict=True)])  # fmt: skip
         return
-    rows = [(text, ", ".join(f"{label} ({score:.2f})" for label, score in found[:top]))
-            for text, found in zip(texts, ranked, strict=True)]  # fmt: skip
-    print_table(("text", "labels"), rows)
+    rows = [(item, ", ".join(f"{label} ({score:.2f})" for label, score in found[:top]))
+            for item, found in zip(inputs, ranked, strict=True)]  # fmt: skip
+    print_table(("input", "labels"), rows)
 
 
-COMMANDS = (predict_command,)
+@click.command("export")
+@click.argument("target")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
+def export_command(target: str, out: Path, as_json: bool) -> None:
+    """Export a run folder (or an image model NAME) to ONNX, proven equal to PyTorch on real inputs."""
+    from zoo_core.export import export_onnx
+
+    report = export_onnx(target, out)
+    if as_json:
+        print_json(asdict(report))
+        return
+    click.echo(f"{report.path}: parity on {report.samples} inputs: max |diff| {report.max_abs_diff:.1e}, "
+               f"top-1 agreement {report.top1_agreement:.0%}")  # fmt: skip
+
+
+@click.command("doctor")
+def doctor_command() -> None:
+    """What this machine can run: onnxruntime's execution providers."""
+    import onnxruntime
+
+    from zoo_core.runtime import available_providers
+
+    click.echo(
+        f"onnxruntime {onnxruntime.__version__}; compiled in: {', '.join(onnxruntime.get_available_providers())}"
+    )
+    click.echo(f"usable here, best first: {', '.join(available_providers())}")
+
+
+COMMANDS = (predict_command, export_command, doctor_command)

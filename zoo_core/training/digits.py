@@ -18,7 +18,7 @@ SOURCE_DIGITS = range(5)
 def write_digits(root: Path, shots: int = 10, seed: int = 0) -> tuple[Path, Path, Path]:
     """Image folders (one per digit) for the source task, the target training set and the target test set."""
     from PIL import Image
-    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     rng = np.random.default_rng(seed)

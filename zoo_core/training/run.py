@@ -88,7 +88,7 @@ def _versions() -> dict[str, str]:
 
 def _logreg_head(train_x: np.ndarray, train_y: list[int], classes: int, seed: int) -> nn.Linear:
     """scikit-learn's LogisticRegression, turned into the equivalent linear layer."""
-    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression
 
     fitted = LogisticRegression(max_iter=2000, random_state=seed).fit(train_x, train_y)
     weight, bias = np.asarray(fitted.coef_), np.asarray(fitted.intercept_)
