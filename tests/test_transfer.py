@@ -161,7 +161,8 @@ def test_quickstart_runs_the_whole_path_offline(tmp_path: Path, capsys: pytest.C
     with pytest.raises(SystemExit) as exited:
         main(["quickstart", "--out", str(tmp_path / "qs")])
     out = capsys.readouterr().out
-    assert exited.value.code == 0 and "4. check: usable" in out
+    assert exited.value.code == 0 and "4. check: usable" in out and "6. export:" in out
+    assert "7. predict on onnxruntime (CPUExecutionProvider)" in out
     metrics = json.loads((tmp_path / "qs" / "run" / "metrics.json").read_text())
     assert metrics["transfer_minus_scratch"] >= 0.2 and (tmp_path / "qs" / "run" / "curves.png").exists()
 

@@ -16,7 +16,7 @@ __all__ = ["COMMANDS"]
 @click.option("--out", default=Path("zoo-quickstart"), show_default=True, type=click.Path(path_type=Path))
 @click.pass_obj
 def quickstart_command(state: State, /, out: Path) -> None:
-    """Transfer learning end to end on scikit-learn's digits, with no network.
+    """Transfer learning end to end on scikit-learn's digits, with no network, through export and predict.
 
     No pretrained CNN can be downloaded offline, so the source model is developed here (digits 0-4), then
     adapted to digits 5-9 from 10 images per class, and compared with the same network from scratch.
@@ -28,7 +28,7 @@ def quickstart_command(state: State, /, out: Path) -> None:
     from zoo_core.training.run import FinetuneOptions, finetune
 
     started = time.perf_counter()
-    step = iter(range(1, 7))
+    step = iter(range(1, 9))
     arch = default_catalogue().get("resnet10t")
     click.echo(f"{next(step)}. find: {arch.name} ({arch.family}, {arch.params or 0:,} parameters, {arch.license})")
     source, train, test = write_digits(out / "data")
@@ -50,8 +50,19 @@ def quickstart_command(state: State, /, out: Path) -> None:
                f"({result['transfer_minus_scratch'] * 100:+.1f} points)")  # fmt: skip
     click.echo(f"   start {transfer['start']:.1%} vs {scratch['start']:.1%}, slope {transfer['slope']:+.1%} vs "
                f"{scratch['slope']:+.1%} per epoch; curves in {out / 'run' / 'curves.png'}")  # fmt: skip
-    click.echo(f"{next(step)}. done in {time.perf_counter() - started:.0f} s; run folder {out / 'run'} "
-               "(ONNX export and predict come next)")  # fmt: skip
+    from zoo_core.export import export_onnx
+    from zoo_core.runtime import Predictor
+
+    exported = export_onnx(out / "run", out / "export")
+    click.echo(f"{next(step)}. export: {exported.path}, parity max |diff| {exported.max_abs_diff:.1e} over "
+               f"{exported.samples} held-out images")  # fmt: skip
+    predictor = Predictor(out / "export")
+    images = sorted(test.rglob("*.png"))[:: max(1, result["val_size"] // 100)]
+    found = predictor.predict([str(path) for path in images])
+    right = sum(ranked[0][0] == path.parent.name for path, ranked in zip(images, found, strict=True))
+    click.echo(f"{next(step)}. predict on onnxruntime ({predictor.provider}): {right}/{len(images)} held-out images "
+               f"right; try `zoo predict {out / 'export'} IMAGE...`")  # fmt: skip
+    click.echo(f"done in {time.perf_counter() - started:.0f} s")
 
 
 COMMANDS = (quickstart_command,)
