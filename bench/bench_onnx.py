@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import warnings
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,7 +135,8 @@ def main() -> None:
         agreement = float((fp32.run(None, many)[0].argmax(1) == int8.run(None, many)[0].argmax(1)).mean())
         smaller = text_path.stat().st_size / int8_path.stat().st_size
         print(f"MiniLM int8 (dynamic) batch 1: {int8_time * 1000:.1f} ms vs fp32 ORT {fp32_time * 1000:.1f} ms "
-              f"({fp32_time / int8_time:.2f}x), {smaller:.1f}x smaller, top-1 agreement {agreement:.1%} on 256 inputs")  # fmt: skip
+              f"({fp32_time / int8_time:.2f}x), {smaller:.1f}x smaller, top-1 agreement {agreement:.1%} "
+              "on 256 inputs")  # fmt: skip
 
         from safetensors.torch import save
 
