@@ -18,6 +18,23 @@ def _isolated(zoo_env: Path) -> Path:
     return zoo_env
 
 
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def zoo(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run `zoo ARGS…` in-process; returns (exit code, stdout, stderr)."""
+    from zoo_core.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        captured = capsys.readouterr()
+        return int(exited.value.code or 0), captured.out, captured.err
+
+    return run
+
+
 @pytest.fixture
 def write_registry(tmp_path: Path) -> Callable[..., Path]:
     """Write a registry file from TOML text (dedented) and return its path."""

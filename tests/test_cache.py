@@ -6,28 +6,14 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Run
 from test_download import CONFIG, REGISTRY, WEIGHTS
 
 import zoo_core
-from zoo_core.cli import main
 from zoo_core.testing.hub import HubServer
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def zoo(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        captured = capsys.readouterr()
-        return int(exited.value.code or 0), captured.out, captured.err
-
-    return run
 
 
 @pytest.fixture

@@ -7,25 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import image_entry
+from conftest import Run, image_entry
 
 from zoo_core.cli import main
 from zoo_core.testing import FakePlugin
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def zoo(capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run `zoo ARGS…` in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        captured = capsys.readouterr()
-        return int(exited.value.code or 0), captured.out, captured.err
-
-    return run
 
 
 def test_search_prints_a_ranked_table(zoo: Run) -> None:

@@ -166,14 +166,20 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _api(self, rest: str) -> None:
-            parts = rest.split("/")
-            repo = "/".join(parts[:2])
-            kind, revision = (parts[2], "/".join(parts[3:])) if len(parts) > 3 else ("revision", "main")
+        def _resolve(self, repo: str, revision: str) -> tuple[str, dict[str, bytes]] | None:
+            """The commit and files, or None after answering the hub's 404 for a missing repo or revision."""
             found = hub.resolve(repo, revision)
             if found is None:
                 code = "RepoNotFound" if repo not in hub.repos else "RevisionNotFound"
                 self._error(404, code, f"{repo}@{revision} not found")
+            return found
+
+        def _api(self, rest: str) -> None:
+            parts = rest.split("/")
+            repo = "/".join(parts[:2])
+            kind, revision = (parts[2], "/".join(parts[3:])) if len(parts) > 3 else ("revision", "main")
+            found = self._resolve(repo, revision)
+            if found is None:
                 return
             commit, files = found
             if kind == "tree":
@@ -183,10 +189,8 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 self._json({"id": repo, "modelId": repo, "sha": commit, "siblings": siblings, "private": False})
 
         def _file(self, repo: str, revision: str, filename: str, body: bool) -> None:
-            found = hub.resolve(repo, revision)
+            found = self._resolve(repo, revision)
             if found is None:
-                code = "RepoNotFound" if repo not in hub.repos else "RevisionNotFound"
-                self._error(404, code, f"{repo}@{revision} not found")
                 return
             commit, files = found
             if filename not in files:
