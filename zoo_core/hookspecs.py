@@ -58,7 +58,8 @@ def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
     Called through `zoo_core.plugins.build_backbone` whenever zoo needs the network for a model, with
     a spec whose ``plugin`` field names a plugin whose requirements are installed, and the local folder
     holding its downloaded files (``None`` for random initialisation). Return a `zoo_core.Backbone`
-    subclass instance, or ``None`` when the spec is not yours (check ``spec.plugin``). The first
+    subclass instance for a network (a model that is no network, like a word-vector table, returns the
+    object users work with), or ``None`` when the spec is not yours (check ``spec.plugin``). The first
     non-``None`` result wins.
     """
 
