@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 FAMILIES = ["resnet", "vgg", "inception", "mobilenet", "efficientnet", "convnext", "vit", "bert", "regnet", "dla"]
 TAGS = ["in1k", "in21k", "a1", "tv", "ra2", "augmix", "distilled", "fb_ssl", "clip", "laion"]
@@ -56,15 +56,6 @@ def synthetic_registry(path: Path, entries: int) -> None:
                     params=1_000_000 + index * 997,
                 )
             )
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

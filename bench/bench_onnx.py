@@ -14,28 +14,17 @@ batch 1; int8 MiniLM no slower than fp32 ORT, â‰¥ 3x smaller, top-1 agreement â‰
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import torch
+from timing import median_seconds
 
 THREADS = os.cpu_count() or 1
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    action()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_ceiling(folder: Path) -> float:
@@ -46,7 +35,7 @@ def matmul_ceiling(folder: Path) -> float:
     rates = []
     for size in (1024, 2048, 3072):
         a, b = torch.randn(size, size), torch.randn(size, size)
-        rates.append(2 * size**3 / median_seconds(lambda a=a, b=b: a @ b, 5) / 1e9)
+        rates.append(2 * size**3 / median_seconds(lambda a=a, b=b: a @ b, 5, warm_up=True) / 1e9)
         inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [size, size]) for name in "ab"]
         output = helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])
         graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", inputs, [output])
@@ -55,7 +44,9 @@ def matmul_ceiling(folder: Path) -> float:
         onnx.save(model, str(path))
         feeds = {"a": a.numpy(), "b": b.numpy()}
         ort = session(path)
-        rates.append(2 * size**3 / median_seconds(lambda ort=ort, feeds=feeds: ort.run(None, feeds), 5) / 1e9)
+        rates.append(
+            2 * size**3 / median_seconds(lambda ort=ort, feeds=feeds: ort.run(None, feeds), 5, warm_up=True) / 1e9
+        )
     return max(rates)
 
 
@@ -70,9 +61,9 @@ def compare(name: str, module: torch.nn.Module, feeds: dict[str, np.ndarray], pa
             repeat: int) -> tuple[float, float]:  # fmt: skip
     tensors = {key: torch.from_numpy(value) for key, value in feeds.items()}
     with torch.no_grad():
-        eager = median_seconds(lambda: module(*tensors.values()), repeat)
+        eager = median_seconds(lambda: module(*tensors.values()), repeat, warm_up=True)
     ort = session(path)
-    runtime = median_seconds(lambda: ort.run(None, feeds), repeat)
+    runtime = median_seconds(lambda: ort.run(None, feeds), repeat, warm_up=True)
     print(f"{name:<28} torch {eager * 1000:8.1f} ms  ORT {runtime * 1000:8.1f} ms  ratio {eager / runtime:4.2f}x  "
           f"ORT {flops / runtime / 1e9:6.1f} GFLOP/s")  # fmt: skip
     return eager, runtime
@@ -137,8 +128,8 @@ def main() -> None:
         token_ids = np.random.randint(1000, 20000, (1, 128)).astype(np.int64)
         one = {"ids": token_ids, "mask": np.ones_like(token_ids)}
         fp32, int8 = session(text_path), session(int8_path)
-        fp32_time = median_seconds(lambda: fp32.run(None, one), 20)
-        int8_time = median_seconds(lambda: int8.run(None, one), 20)
+        fp32_time = median_seconds(lambda: fp32.run(None, one), 20, warm_up=True)
+        int8_time = median_seconds(lambda: int8.run(None, one), 20, warm_up=True)
         texts = np.random.randint(1000, 20000, (256, 32)).astype(np.int64)
         many = {"ids": texts, "mask": np.ones_like(texts)}
         agreement = float((fp32.run(None, many)[0].argmax(1) == int8.run(None, many)[0].argmax(1)).mean())
