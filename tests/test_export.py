@@ -122,3 +122,30 @@ def test_a_fine_tuned_text_model_exports_with_its_tokenizer(minilm: zoo_core.Mod
     assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_param == "sequence"
     found = Predictor(tmp_path / "export").predict(["the goalkeeper saved a penalty", "stock prices dropped sharply"])
     assert [ranked[0][0] for ranked in found] == ["sports", "finance"]
+    small = export_onnx(tmp_path / "run", tmp_path / "int8", int8=True)
+    assert small.top1_agreement >= 0.99 and small.exporter == "torchscript, int8 dynamic"
+    size = (tmp_path / "export" / "model.onnx").stat().st_size / (tmp_path / "int8" / "model.onnx").stat().st_size
+    assert size >= 3  # int8 weights: about a quarter of the float32 file
+    found = Predictor(tmp_path / "int8").predict(["the goalkeeper saved a penalty", "stock prices dropped sharply"])
+    assert [ranked[0][0] for ranked in found] == ["sports", "finance"]
+
+
+def test_a_triton_repository_beside_the_export(run: Path, tmp_path: Path) -> None:
+    from zoo_core.export import export_onnx
+
+    export_onnx(run, tmp_path / "export", triton=tmp_path / "triton")
+    folder = tmp_path / "triton" / "digits-src_resnet10t"
+    assert (folder / "1" / "model.onnx").read_bytes() == (tmp_path / "export" / "model.onnx").read_bytes()
+    assert (folder / "labels.txt").read_text().split() == ["5", "6", "7", "8", "9"]
+    config = (folder / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 64" in config
+    assert '{ name: "input" data_type: TYPE_FP32 dims: [ 1, 32, 32 ] }' in config
+    assert 'dims: [ 5 ] label_filename: "labels.txt"' in config and "dynamic_batching { }" in config
+
+
+def test_int8_is_for_text_models(run: Path, tmp_path: Path) -> None:
+    from zoo_core.export import export_onnx
+
+    with pytest.raises(zoo_core.ExportError, match="static quantisation with calibration"):
+        export_onnx(run, tmp_path / "export", int8=True)
+    assert not (tmp_path / "export" / "model.onnx").exists()
