@@ -149,3 +149,12 @@ def test_int8_is_for_text_models(run: Path, tmp_path: Path) -> None:
     with pytest.raises(zoo_core.ExportError, match="static quantisation with calibration"):
         export_onnx(run, tmp_path / "export", int8=True)
     assert not (tmp_path / "export" / "model.onnx").exists()
+
+
+def test_optimize_keeps_parity_and_metadata(run: Path, tmp_path: Path) -> None:
+    from zoo_core.export import export_onnx
+
+    report = export_onnx(run, tmp_path / "export", optimize=True)
+    assert report.exporter == "torchscript, optimized" and report.max_abs_diff <= 1e-4
+    model = onnx.load(str(tmp_path / "export" / "model.onnx"))
+    assert {entry.key for entry in model.metadata_props} >= {"zoo.labels", "zoo.preprocessing", "zoo.version"}

@@ -117,11 +117,14 @@ def _metadata(spec: ModelSpec, labels: list[str], manifest: dict[str, Any] | Non
     }
 
 
-def export_onnx(target: str | Path, out: Path, *, int8: bool = False, triton: Path | None = None) -> ExportReport:
+def export_onnx(
+    target: str | Path, out: Path, *, int8: bool = False, optimize: bool = False, triton: Path | None = None
+) -> ExportReport:
     """Export a run folder (or a catalogue model name) to ``out/model.onnx`` and prove it with onnxruntime.
 
-    `int8` quantises the weights dynamically (text models; the top-1 answers must agree with torch on ≥ 99%
-    of the validation inputs); `triton` also writes a Triton Inference Server model repository there.
+    `optimize` stores onnxruntime's extended graph optimisations (fusions) in the file; `int8` quantises the
+    weights dynamically (text models; the top-1 answers must agree with torch on ≥ 99% of the validation
+    inputs); `triton` also writes a Triton Inference Server model repository there.
     """
     import onnx
     import torch
@@ -161,6 +164,8 @@ def export_onnx(target: str | Path, out: Path, *, int8: bool = False, triton: Pa
             entry.key, entry.value = key, value
         onnx.checker.check_model(proto)
         onnx.save(proto, str(path), save_as_external_data=False)  # one self-contained file (< 2 GB)
+        if optimize:
+            _optimise(path, proto)
         if int8:
             _quantise(path, spec, proto)
         report = _parity(path, feeds, reference, spec.name, int8)
@@ -168,7 +173,7 @@ def export_onnx(target: str | Path, out: Path, *, int8: bool = False, triton: Pa
             _copy_tokenizer(spec, staging)
         for item in staging.iterdir():
             item.replace(out / item.name)
-        kind = "torchscript, int8 dynamic" if int8 else "torchscript"
+        kind = ", ".join(["torchscript", *(["optimized"] if optimize else []), *(["int8 dynamic"] if int8 else [])])
         final = ExportReport(str(out / "model.onnx"), spec.name, report[0], report[1], report[2], kind)
         (out / "export.json").write_text(json.dumps(final.__dict__, indent=2), encoding="utf-8")
         if triton is not None:
@@ -203,6 +208,29 @@ def _trace_inputs(model: Any, spec: ModelSpec, inputs: list[Any]) -> tuple[Any, 
     return graph, feeds, reference
 
 
+def _optimise(path: Path, proto: Any) -> None:
+    """Save onnxruntime's extended optimisations (constant folding, fusions) into the file. Extended, not
+    all: the "all" level adds layouts specific to this CPU, which would not travel to another machine."""
+    import onnx
+    import onnxruntime
+
+    optimised = path.with_name("model.optimized.onnx")
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(optimised)
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    _save_with_metadata(onnx.load(str(optimised)), proto, path)
+    optimised.unlink()
+
+
+def _save_with_metadata(model: Any, proto: Any, path: Path) -> None:
+    import onnx
+
+    del model.metadata_props[:]
+    model.metadata_props.extend(proto.metadata_props)
+    onnx.save(model, str(path), save_as_external_data=False)
+
+
 def _quantise(path: Path, spec: ModelSpec, proto: Any) -> None:
     """Dynamic int8 quantisation of the weights (MatMul/Gemm), keeping the metadata."""
     import onnx
@@ -213,10 +241,7 @@ def _quantise(path: Path, spec: ModelSpec, proto: Any) -> None:
                           "quantisation with calibration data, which zoo does not do yet")  # fmt: skip
     quantised = path.with_name("model.int8.onnx")
     quantize_dynamic(str(path), str(quantised), weight_type=QuantType.QInt8)
-    model = onnx.load(str(quantised))
-    del model.metadata_props[:]
-    model.metadata_props.extend(proto.metadata_props)
-    onnx.save(model, str(path), save_as_external_data=False)
+    _save_with_metadata(onnx.load(str(quantised)), proto, path)
     quantised.unlink()
 
 

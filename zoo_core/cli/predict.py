@@ -52,15 +52,16 @@ def predict_command(state: State, /, model: str, inputs: tuple[str, ...], labels
 @click.argument("target")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
 @click.option("--int8", is_flag=True, help="Quantise weights to int8 (text models; ≥ 99% top-1 agreement).")
+@click.option("--optimize", is_flag=True, help="Store onnxruntime's graph optimisations (fusions) in the file.")
 @click.option(
     "--triton", type=click.Path(file_okay=False, path_type=Path), help="Also write a Triton model repository."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def export_command(target: str, out: Path, int8: bool, triton: Path | None, as_json: bool) -> None:
+def export_command(target: str, out: Path, int8: bool, optimize: bool, triton: Path | None, as_json: bool) -> None:
     """Export a run folder (or an image model NAME) to ONNX, proven equal to PyTorch on real inputs."""
     from zoo_core.export import export_onnx
 
-    report = export_onnx(target, out, int8=int8, triton=triton)
+    report = export_onnx(target, out, int8=int8, optimize=optimize, triton=triton)
     if as_json:
         print_json(asdict(report))
         return
