@@ -158,3 +158,16 @@ def test_optimize_keeps_parity_and_metadata(run: Path, tmp_path: Path) -> None:
     assert report.exporter == "torchscript, optimized" and report.max_abs_diff <= 1e-4
     model = onnx.load(str(tmp_path / "export" / "model.onnx"))
     assert {entry.key for entry in model.metadata_props} >= {"zoo.labels", "zoo.preprocessing", "zoo.version"}
+
+
+def test_only_one_onnxruntime_distribution_is_installed() -> None:
+    """onnxruntime-gpu and plain onnxruntime in one environment silently lose the CUDA provider: the extras
+    pick one by platform, and no other dependency may pull the second in."""
+    import importlib.metadata
+    import platform
+
+    installed = {dist.metadata["Name"].lower() for dist in importlib.metadata.distributions()}
+    runtimes = installed & {"onnxruntime", "onnxruntime-gpu"}
+    gpu_wheel = (platform.system() == "Linux" and platform.machine() == "x86_64") or platform.system() == "Windows"
+    expected = "onnxruntime-gpu" if gpu_wheel else "onnxruntime"  # as pyproject.toml's markers choose
+    assert runtimes == {expected}
