@@ -42,8 +42,7 @@ from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
 from zoo_core.zeroshot import zero_shot
 
-__all__ = [
-    "Backbone",
+__all__ = [  # Backbone, Predictor and export_onnx are reached lazily (see __getattr__): they import torch/ORT
     "Catalogue",
     "CheckReport",
     "ChecksumError",

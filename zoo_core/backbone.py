@@ -91,6 +91,3 @@ class Backbone(nn.Module):
             for module in group.modules:
                 module.eval()
         return self
-
-    def trainable_groups(self) -> list[str]:
-        return [g.name for g in self.layer_groups() if any(p.requires_grad for p in g.parameters())]

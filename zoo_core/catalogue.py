@@ -24,7 +24,7 @@ from zoo_core.specs import ModelSpec
 
 __all__ = ["Catalogue", "Filters"]
 
-EXACT, ALIAS, PREFIX, WORDS_IN_NAME, WORDS, FUZZY = 6, 5, 4, 3, 2, 1
+EXACT, ALIAS, PREFIX, WORDS_IN_NAME, WORDS = 6, 5, 4, 3, 2  # fuzzy matches come only when none of these do
 _SCHEMA = """
 CREATE TABLE models (
     name TEXT PRIMARY KEY, name_l TEXT, aliases_l TEXT, text_l TEXT, natural TEXT, has_alias INTEGER,

@@ -86,22 +86,20 @@ def _inputs(spec: ModelSpec, items: list[str], transform: Any) -> list[Any]:
     return [items]
 
 
-class _TextGraph:
-    """Wraps a text model so the graph takes token ids and the attention mask, and returns logits."""
+def _text_graph(model: Any) -> Any:
+    """The text model as a module that takes token ids and the attention mask, and returns logits."""
+    import torch
 
-    def __new__(cls, model: Any) -> Any:
-        import torch
+    class TextLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class TextLogits(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            logits: torch.Tensor = self.model({"input_ids": input_ids, "attention_mask": attention_mask})
+            return logits
 
-            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-                logits: torch.Tensor = self.model({"input_ids": input_ids, "attention_mask": attention_mask})
-                return logits
-
-        return TextLogits().eval()
+    return TextLogits().eval()
 
 
 def _metadata(spec: ModelSpec, labels: list[str], manifest: dict[str, Any] | None) -> dict[str, str]:
@@ -202,7 +200,7 @@ def _trace_inputs(model: Any, spec: ModelSpec, inputs: list[Any]) -> tuple[Any, 
     texts = list(inputs[0]) if len(inputs[0]) >= 2 else [*inputs[0], *inputs[0]]
     tokens = backbone.tokenize(texts)
     feeds = {"input_ids": tokens["input_ids"].numpy(), "attention_mask": tokens["attention_mask"].numpy()}
-    graph = _TextGraph(model)
+    graph = _text_graph(model)
     with torch.no_grad():
         reference = graph(tokens["input_ids"], tokens["attention_mask"]).numpy()
     return graph, feeds, reference

@@ -14,66 +14,19 @@ locks behave as hub users expect. zoo adds what the client does not do:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
 
 from zoo_core._version import __version__
 from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
 from zoo_core.hashing import GrowingFileHasher, digest_kind, git_blob_sha1, sha256_file
+from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 
 __all__ = ["fetch_from_hub"]
-
-T = TypeVar("T")
-_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-def _is_transient(error: BaseException) -> bool:
-    """Whether trying again later may help: server errors and network faults, not 404s or 401s."""
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
-            return False
-        if isinstance(seen, HfHubHTTPError):
-            return seen.response is not None and seen.response.status_code in _TRANSIENT_STATUS
-        if type(seen).__module__.split(".")[0].startswith("httpx") or isinstance(seen, TimeoutError | ConnectionError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _with_retries(action: Callable[[], T], attempts: int, delay: float) -> T:
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except Exception as error:
-            if attempt == attempts or not _is_transient(error):
-                raise
-            time.sleep(delay * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
-
-
-def _silent_tqdm() -> type[Any]:
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
-
-    class Silent(tqdm):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-    return Silent
 
 
 def _explain(error: BaseException, spec: ModelSpec, filename: str, revision: str, endpoint: str) -> DownloadError:
@@ -105,7 +58,7 @@ class _HubFetch:
         self.asked = revision or spec.source.revision or "main"
         self.revision = self.asked
         self.offline, self.force = offline, force
-        self.tqdm_class = _silent_tqdm() if quiet else None
+        self.tqdm_class = silent_tqdm() if quiet else None
         self.known = {each.name: each for each in known.files} if known and not force else {}
         self.attempts, self.delay = attempts, delay
         self.blobs = settings.hub_cache / f"models--{self.repo.replace('/', '--')}" / "blobs"
@@ -122,7 +75,7 @@ class _HubFetch:
             )  # fmt: skip
 
         try:
-            return Path(_with_retries(call, self.attempts, self.delay))
+            return Path(with_retries(call, self.attempts, self.delay))
         except LocalEntryNotFoundError as error:
             if self.offline:
                 raise NotCachedError(
@@ -228,7 +181,7 @@ def _all_files(fetch: _HubFetch) -> list[str]:
         return _cached_files(fetch)
     api = HfApi(endpoint=fetch.endpoint, library_name="zoo", library_version=__version__)
     try:
-        return sorted(_with_retries(lambda: api.list_repo_files(fetch.repo, revision=fetch.revision),
+        return sorted(with_retries(lambda: api.list_repo_files(fetch.repo, revision=fetch.revision),
                                     fetch.attempts, fetch.delay))  # fmt: skip
     except Exception as error:
         raise _explain(error, fetch.spec, "(file list)", fetch.revision, fetch.endpoint) from error

@@ -15,7 +15,7 @@ from pathlib import Path
 from zoo_core.checks import Finding
 from zoo_core.errors import DataError
 
-__all__ = ["TextData", "dataset_findings", "read_texts"]
+__all__ = ["TextData", "as_text_data", "dataset_findings", "read_texts"]
 
 TEXT_COLUMNS = ("text", "sentence", "content")
 LABEL_COLUMNS = ("label", "labels", "class", "category")
@@ -27,7 +27,7 @@ class TextData:
     labels: list[str] | None  # None when the file has no label column
 
 
-def _pick(columns: list[str], preferred: tuple[str, ...], path: Path, default_first: bool) -> str | None:
+def _pick(columns: list[str], preferred: tuple[str, ...], default_first: bool) -> str | None:
     for name in preferred:
         if name in columns:
             return name
@@ -45,8 +45,8 @@ def read_texts(path: Path) -> TextData:
     if path.suffix == ".csv":
         rows = list(csv.DictReader(content.splitlines()))
         columns = list(rows[0]) if rows else []
-        text = _pick(columns, TEXT_COLUMNS, path, default_first=True)
-        label = _pick(columns, LABEL_COLUMNS, path, default_first=False)
+        text = _pick(columns, TEXT_COLUMNS, default_first=True)
+        label = _pick(columns, LABEL_COLUMNS, default_first=False)
         if text is None:
             raise DataError(f"{path}: no columns; the first line must name them (text,label)")
         return TextData([row[text] or "" for row in rows], [row[label] or "" for row in rows] if label else None)
@@ -59,13 +59,20 @@ def read_texts(path: Path) -> TextData:
                 except json.JSONDecodeError as error:
                     raise DataError(f"{path}:{number}: not JSON ({error.msg}); one object per line") from None
         columns = list(records[0]) if records else []
-        text = _pick(columns, TEXT_COLUMNS, path, default_first=True)
-        label = _pick(columns, LABEL_COLUMNS, path, default_first=False)
+        text = _pick(columns, TEXT_COLUMNS, default_first=True)
+        label = _pick(columns, LABEL_COLUMNS, default_first=False)
         return TextData(
             [str(record.get(text, "") or "") for record in records],
             [str(record.get(label, "")) for record in records] if label else None,
         )
     return TextData(content.splitlines(), None)
+
+
+def as_text_data(data: object) -> TextData:
+    """What a text check receives: a dataset file's path, or texts in memory (unlabelled)."""
+    if isinstance(data, str | Path):
+        return read_texts(Path(data))
+    return TextData([str(text) for text in data], None)  # type: ignore[attr-defined]
 
 
 def dataset_findings(data: TextData) -> list[Finding]:

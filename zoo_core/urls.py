@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
 from zoo_core.hashing import sha256_file
-from zoo_core.hub import _is_transient, _silent_tqdm
+from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
@@ -74,7 +73,7 @@ def _transfer(url: str, partial: Path, quiet: bool) -> str | None:
                 while chunk := done.read(1 << 24):
                     digest.update(chunk)
         writer = _HashingWriter(handle, digest)
-        http_get(url, writer, resume_size=resume, tqdm_class=_silent_tqdm() if quiet else None)  # type: ignore[arg-type]
+        http_get(url, writer, resume_size=resume, tqdm_class=silent_tqdm() if quiet else None)  # type: ignore[arg-type]
     return None if writer.void else digest.hexdigest()
 
 
@@ -103,16 +102,13 @@ def _fetch_file(spec: ModelSpec, folder: Path, name: str, quiet: bool, attempts:
 
 
 def _download_with_retries(url: str, partial: Path, quiet: bool, attempts: int, delay: float) -> str | None:
-    for attempt in range(1, attempts + 1):
-        try:
-            return _transfer(url, partial, quiet)
-        except DownloadError:
-            raise
-        except Exception as error:
-            if attempt == attempts or not _is_transient(error):
-                raise DownloadError(f"downloading {url} failed: {error}") from error
-            time.sleep(delay * 2 ** (attempt - 1))  # the partial file stays: the next try resumes it
-    raise AssertionError("unreachable")
+    """`_transfer` retried on transient faults; the partial file stays, so each try resumes it."""
+    try:
+        return with_retries(lambda: _transfer(url, partial, quiet), attempts, delay)
+    except DownloadError:
+        raise
+    except Exception as error:
+        raise DownloadError(f"downloading {url} failed: {error}") from error
 
 
 def fetch_from_url(

@@ -32,5 +32,4 @@ def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
         return None
     from zoo_transformers.check import check_texts
 
-    texts = Path(data) if isinstance(data, str | Path) else list(data)  # type: ignore[call-overload]
-    return check_texts(spec, texts)
+    return check_texts(spec, data)

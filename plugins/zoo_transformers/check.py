@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 
 from zoo_core.checks import CheckReport, Finding, Level
 from zoo_core.download import download
 from zoo_core.specs import ModelSpec, TextInput
-from zoo_core.textdata import TextData, dataset_findings, read_texts
+from zoo_core.textdata import as_text_data, dataset_findings
 
 __all__ = ["check_texts"]
 
@@ -46,11 +45,11 @@ def _casing_findings(spec: TextInput, texts: list[str]) -> list[Finding]:
                     + ("uncased" if spec.lowercase else "cased"))]  # fmt: skip
 
 
-def check_texts(spec: ModelSpec, data: Path | list[str]) -> CheckReport:
+def check_texts(spec: ModelSpec, data: object) -> CheckReport:
     from transformers import AutoTokenizer
 
     assert isinstance(spec.input, TextInput)
-    dataset = read_texts(data) if isinstance(data, Path) else TextData(list(data), None)
+    dataset = as_text_data(data)
     findings = dataset_findings(dataset)
     texts = [text for text in dataset.texts if text.strip()]
     if texts:

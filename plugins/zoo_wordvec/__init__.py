@@ -35,5 +35,4 @@ def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
     from zoo_core.loading import load
     from zoo_wordvec.check import check_texts
 
-    texts = Path(data) if isinstance(data, str | Path) else list(data)  # type: ignore[call-overload]
-    return check_texts(spec, load(spec), texts)  # type: ignore[arg-type]
+    return check_texts(spec, load(spec), data)  # type: ignore[arg-type]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
 from zoo_core.checks import CheckReport, Finding, Level
 from zoo_core.specs import ModelSpec
-from zoo_core.textdata import TextData, dataset_findings, read_texts
+from zoo_core.textdata import as_text_data, dataset_findings
 from zoo_wordvec.vectors import WordVectors
 
 __all__ = ["check_texts", "tokenize"]
@@ -22,8 +21,8 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def check_texts(spec: ModelSpec, vectors: WordVectors, data: Path | list[str]) -> CheckReport:
-    dataset = read_texts(data) if isinstance(data, Path) else TextData(list(data), None)
+def check_texts(spec: ModelSpec, vectors: WordVectors, data: object) -> CheckReport:
+    dataset = as_text_data(data)
     findings = dataset_findings(dataset)
     tokens = [token for text in dataset.texts for token in tokenize(text)]
     unknown = Counter(token for token in tokens if token not in vectors)
