@@ -122,7 +122,11 @@ def test_a_fine_tuned_text_model_exports_with_its_tokenizer(minilm: zoo_core.Mod
     assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_param == "sequence"
     found = Predictor(tmp_path / "export").predict(["the goalkeeper saved a penalty", "stock prices dropped sharply"])
     assert [ranked[0][0] for ranked in found] == ["sports", "finance"]
-    small = export_onnx(tmp_path / "run", tmp_path / "int8", int8=True)
+    fused = export_onnx(tmp_path / "run", tmp_path / "fused", optimize=True)
+    assert fused.max_abs_diff <= 1e-4 and fused.top1_agreement == 1.0
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "fused" / "model.onnx")).graph.node]
+    assert ops.count("Attention") == 6 and ops.count("SkipLayerNormalization") == 12  # MiniLM's 6 layers, fused
+    small = export_onnx(tmp_path / "run", tmp_path / "int8", precision="int8")
     assert small.top1_agreement >= 0.99 and small.exporter == "torchscript, int8 dynamic"
     size = (tmp_path / "export" / "model.onnx").stat().st_size / (tmp_path / "int8" / "model.onnx").stat().st_size
     assert size >= 3  # int8 weights: about a quarter of the float32 file
@@ -143,12 +147,68 @@ def test_a_triton_repository_beside_the_export(run: Path, tmp_path: Path) -> Non
     assert 'dims: [ 5 ] label_filename: "labels.txt"' in config and "dynamic_batching { }" in config
 
 
-def test_int8_is_for_text_models(run: Path, tmp_path: Path) -> None:
+def test_int8_for_a_cnn_is_static_and_calibrated(run: Path, source: tuple[zoo_core.ModelSpec, Path, Path],
+                                                 tmp_path: Path) -> None:  # fmt: skip
+    from zoo_core.export import export_onnx
+    from zoo_core.runtime import Predictor
+
+    report = export_onnx(run, tmp_path / "int8", precision="int8")
+    assert report.exporter == "torchscript, int8 static" and report.top1_agreement >= 0.99
+    assert report.samples == len(list(source[2].rglob("*.png")))  # the whole validation set, not 64 inputs
+    model = onnx.load(str(tmp_path / "int8" / "model.onnx"))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: int8 activations as well as weights
+    assert {e.key: e.value for e in model.metadata_props}["zoo.precision"] == "int8"
+    image = next(source[2].rglob("*.png"))
+    assert Predictor(tmp_path / "int8").predict([str(image)])[0][0][0] == image.parent.name
+    with pytest.raises(zoo_core.ExportError, match="calibrates on the run's training images"):
+        export_onnx("resnet18", tmp_path / "catalogue", precision="int8")  # no run, no calibration data
+    assert not (tmp_path / "catalogue" / "model.onnx").exists()
+
+
+def test_fp16_keeps_float32_inputs_within_tolerance(run: Path, tmp_path: Path) -> None:
     from zoo_core.export import export_onnx
 
-    with pytest.raises(zoo_core.ExportError, match="static quantisation with calibration"):
-        export_onnx(run, tmp_path / "export", int8=True)
-    assert not (tmp_path / "export" / "model.onnx").exists()
+    report = export_onnx(run, tmp_path / "fp16", precision="fp16")
+    assert report.exporter == "torchscript, fp16" and 0 < report.max_abs_diff <= 1e-2
+    model = onnx.load(str(tmp_path / "fp16" / "model.onnx"))
+    weights = {tensor.data_type for tensor in model.graph.initializer if len(tensor.dims) > 1}
+    assert weights == {onnx.TensorProto.FLOAT16}
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # predict feeds float32
+    export_onnx(run, tmp_path / "fp32")
+    size = (tmp_path / "fp16" / "model.onnx").stat().st_size / (tmp_path / "fp32" / "model.onnx").stat().st_size
+    assert size < 0.6  # half the bytes per weight
+
+
+def test_weights_above_the_limit_go_beside_the_graph(run: Path, source: tuple[zoo_core.ModelSpec, Path, Path],
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Above protobuf's 2 GB the weights move to model.onnx.data; a small limit stands in for 2 GB here."""
+    from zoo_core import export
+    from zoo_core.runtime import Predictor
+
+    monkeypatch.setattr(export, "SELF_CONTAINED_LIMIT", 1_000_000)
+    report = export.export_onnx(run, tmp_path / "export", triton=tmp_path / "triton")
+    assert report.max_abs_diff <= 1e-4
+    graph, data = tmp_path / "export" / "model.onnx", tmp_path / "export" / "model.onnx.data"
+    assert graph.stat().st_size < 1_000_000 < data.stat().st_size
+    assert (tmp_path / "triton" / "digits-src_resnet10t" / "1" / "model.onnx.data").exists()
+    image = next(source[2].rglob("*.png"))
+    assert Predictor(tmp_path / "export").predict([str(image)])[0][0][0] == image.parent.name
+
+
+def test_the_dynamo_exporter_on_request(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(run), "--out", str(tmp_path / "dynamo"), "--exporter", "dynamo", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert exited.value.code == 0 and report["exporter"] == "dynamo" and report["exporter_reason"] == "asked for"
+    assert report["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(run), "--out", str(tmp_path / "auto")])
+    captured = capsys.readouterr()
+    assert exited.value.code == 0 and captured.err.startswith("exporter: torchscript (folds BatchNorm")
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(run), "--out", str(tmp_path / "both"), "--fp16", "--int8"])
+    assert exited.value.code == 2 and "choose one" in capsys.readouterr().err
 
 
 def test_optimize_keeps_parity_and_metadata(run: Path, tmp_path: Path) -> None:

@@ -66,6 +66,9 @@ class Backbone(nn.Module):
         """Reuse every layer group but the last `n` stages: features then come from the stage before."""
         raise NotImplementedError
 
+    def prepare_export(self) -> None:
+        """Switch to the layers ONNX export and onnxruntime's optimisers handle best; none by default."""
+
     # --- shared by every backbone ----------------------------------------------------------------------
 
     def freeze(self, all_but_last: int = 1) -> list[str]:

@@ -73,6 +73,11 @@ class TransformerBackbone(Backbone):
         logits: torch.Tensor = self.head(self.features(x))
         return logits
 
+    def prepare_export(self) -> None:
+        """Eager attention: its graph is the pattern onnxruntime's transformer optimiser fuses into Attention
+        nodes (the SDPA kernel's is not); the numbers are the same."""
+        self.encoder.set_attn_implementation("eager")
+
     def reset_head(self, num_classes: int) -> None:
         self.head = nn.Linear(self.feature_dim, num_classes)
 

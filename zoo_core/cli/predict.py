@@ -51,20 +51,36 @@ def predict_command(state: State, /, model: str, inputs: tuple[str, ...], labels
 @click.command("export")
 @click.argument("target")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
-@click.option("--int8", is_flag=True, help="Quantise weights to int8 (text models; ≥ 99% top-1 agreement).")
+@click.option("--fp16", is_flag=True, help="Float16 weights and activations (logits within 1e-2 of PyTorch).")
+@click.option(
+    "--int8", is_flag=True, help="Int8: dynamic for text, calibrated static for CNNs (≥ 99% top-1 agreement)."
+)
 @click.option("--optimize", is_flag=True, help="Store onnxruntime's graph optimisations (fusions) in the file.")
+@click.option(
+    "--exporter",
+    type=click.Choice(["auto", "torchscript", "dynamo"]),
+    default="auto",
+    show_default=True,
+    help="torch.onnx exporter; auto picks per model family.",
+)
 @click.option(
     "--triton", type=click.Path(file_okay=False, path_type=Path), help="Also write a Triton model repository."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def export_command(target: str, out: Path, int8: bool, optimize: bool, triton: Path | None, as_json: bool) -> None:
+def export_command(target: str, out: Path, fp16: bool, int8: bool, optimize: bool, exporter: str,
+                   triton: Path | None, as_json: bool) -> None:  # fmt: skip
     """Export a run folder (or an image model NAME) to ONNX, proven equal to PyTorch on real inputs."""
     from zoo_core.export import export_onnx
 
-    report = export_onnx(target, out, int8=int8, optimize=optimize, triton=triton)
+    if fp16 and int8:
+        raise click.UsageError("--fp16 and --int8 are two precisions: choose one")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    report = export_onnx(target, out, precision=precision, optimize=optimize, exporter=exporter,  # type: ignore[arg-type]
+                         triton=triton)  # fmt: skip
     if as_json:
         print_json(asdict(report))
         return
+    click.echo(f"exporter: {report.exporter} ({report.exporter_reason})", err=True)
     click.echo(f"{report.path}: parity on {report.samples} inputs: max |diff| {report.max_abs_diff:.1e}, "
                f"top-1 agreement {report.top1_agreement:.0%}")  # fmt: skip
 
