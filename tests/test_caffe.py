@@ -1,0 +1,153 @@
+"""The Caffe converter against an independent numpy reference of Caffe's layers (tests/caffe_reference.py):
+per layer on random inputs and parameters, and end to end on the real AlexNet, CaffeNet, GoogLeNet and
+ResNet-50 deploy definitions (tests/data/caffe-zoo) with random weights that the tests write into
+.caffemodel files — no pretrained Caffe weights can be downloaded here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo_core
+
+pytest.importorskip("google.protobuf", reason="the caffe extra installs protobuf")
+torch = pytest.importorskip("torch", reason="the caffe extra installs torch")
+
+import caffe_reference  # noqa: E402
+from zoo_caffe import caffe_pb2  # noqa: E402
+from zoo_caffe.network import CaffeNetwork  # noqa: E402
+from zoo_caffe.reader import Net, read_mean, read_net, read_weights  # noqa: E402
+
+ZOO = Path(__file__).parent / "data" / "caffe-zoo"
+TOLERANCE = 1e-4
+
+
+def write_caffemodel(path: Path, net: Net, weights: dict[str, list[np.ndarray]], legacy: bool = False) -> Path:
+    """A binary .caffemodel of every layer, with the blobs in `weights`: the current `layer` form, or the V1
+    `layers` form with 4-D num/channels/height/width blobs, as the BVLC models of 2014 were saved."""
+    message = caffe_pb2.NetParameter(name=net.name)
+    v1_types = {"Convolution": "CONVOLUTION", "InnerProduct": "INNER_PRODUCT", "ReLU": "RELU", "LRN": "LRN",
+                "Pooling": "POOLING", "Dropout": "DROPOUT", "Concat": "CONCAT", "Softmax": "SOFTMAX", "Input": "DATA"}  # fmt: skip
+    for layer in net.layers:
+        if legacy:
+            entry = message.layers.add(
+                name=layer.name, type=caffe_pb2.V1LayerParameter.LayerType.Value(v1_types[layer.type])
+            )
+        else:
+            entry = message.layer.add(name=layer.name, type=layer.type)
+        for array in weights.get(layer.name, []):
+            blob = entry.blobs.add()
+            if legacy:
+                blob.num, blob.channels, blob.height, blob.width = (1,) * (4 - array.ndim) + array.shape
+            else:
+                blob.shape.dim.extend(array.shape)
+            blob.data.extend(array.reshape(-1).tolist())
+    path.write_bytes(message.SerializeToString())
+    return path
+
+
+def net_from_text(text: str, tmp_path: Path, shape: tuple[int, ...] = (2, 5, 13, 11)) -> Net:
+    path = tmp_path / "deploy.prototxt"
+    dims = "".join(f"input_dim: {d}\n" for d in shape)
+    path.write_text(f'name: "t"\ninput: "data"\n{dims}{text}')
+    return read_net(path)
+
+
+def converted(net: Net, weights: dict[str, list[np.ndarray]], tmp_path: Path, legacy: bool = False) -> CaffeNetwork:
+    """The converter's module, its weights read back from a .caffemodel written to disk."""
+    network = CaffeNetwork(net).eval()
+    network.load_blobs(read_weights(write_caffemodel(tmp_path / "w.caffemodel", net, weights, legacy)), "w.caffemodel")
+    return network
+
+
+LAYERS = {
+    "conv stride 2 pad 1": 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 7 kernel_size: 3 stride: 2 pad: 1 } }',
+    "conv grouped, rectangular, no bias": 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 10 group: 5 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_w: 1 bias_term: false } }',
+    "conv dilated": 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 4 kernel_size: 3 dilation: 2 pad: 2 } }',
+    "max pool, ceil": 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }',
+    "max pool, padded (last window dropped)": 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 2 stride: 2 pad: 1 } }',
+    "ave pool, padded": 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }',
+    "ave pool, ceil overhang": 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: AVE kernel_size: 4 stride: 3 } }',
+    "ave pool, floor rounding": 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: AVE kernel_size: 3 stride: 2 round_mode: FLOOR } }',
+    "global ave pool": 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: AVE global_pooling: true } }',
+    "inner product (flattens)": 'layer { name: "f" type: "InnerProduct" bottom: "data" top: "f" inner_product_param { num_output: 6 } }',
+    "leaky relu": 'layer { name: "r" type: "ReLU" bottom: "data" top: "data" relu_param { negative_slope: 0.1 } }',
+    "prelu": 'layer { name: "r" type: "PReLU" bottom: "data" top: "r" }',
+    "prelu shared": 'layer { name: "r" type: "PReLU" bottom: "data" top: "r" prelu_param { channel_shared: true } }',
+    "sigmoid": 'layer { name: "s" type: "Sigmoid" bottom: "data" top: "s" }',
+    "tanh": 'layer { name: "s" type: "TanH" bottom: "data" top: "s" }',
+    "lrn across channels": 'layer { name: "n" type: "LRN" bottom: "data" top: "n" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 } }',
+    "lrn within channel": 'layer { name: "n" type: "LRN" bottom: "data" top: "n" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL } }',
+    "dropout": 'layer { name: "d" type: "Dropout" bottom: "data" top: "data" dropout_param { dropout_ratio: 0.5 } }',
+    "concat": 'layer { name: "s" type: "Sigmoid" bottom: "data" top: "s" } layer { name: "c" type: "Concat" bottom: "data" bottom: "s" top: "c" }',
+    "eltwise sum with coefficients": 'layer { name: "s" type: "Sigmoid" bottom: "data" top: "s" } layer { name: "e" type: "Eltwise" bottom: "data" bottom: "s" top: "e" eltwise_param { operation: SUM coeff: 1 coeff: -0.5 } }',
+    "eltwise prod": 'layer { name: "s" type: "TanH" bottom: "data" top: "s" } layer { name: "e" type: "Eltwise" bottom: "data" bottom: "s" top: "e" eltwise_param { operation: PROD } }',
+    "eltwise max": 'layer { name: "s" type: "TanH" bottom: "data" top: "s" } layer { name: "e" type: "Eltwise" bottom: "data" bottom: "s" top: "e" eltwise_param { operation: MAX } }',
+    "batchnorm + scale": 'layer { name: "b" type: "BatchNorm" bottom: "data" top: "data" } layer { name: "s" type: "Scale" bottom: "data" top: "data" scale_param { bias_term: true } }',
+    "softmax": 'layer { name: "s" type: "Softmax" bottom: "data" top: "s" }',
+    "flatten": 'layer { name: "f" type: "Flatten" bottom: "data" top: "f" flatten_param { axis: 2 } }',
+    "reshape": 'layer { name: "r" type: "Reshape" bottom: "data" top: "r" reshape_param { shape { dim: 0 dim: -1 dim: 11 } } }',
+    "split": 'layer { name: "s" type: "Split" bottom: "data" top: "a" top: "b" } layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" top: "e" }',
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(LAYERS))
+def test_each_layer_matches_the_reference(case: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(len(case))
+    net = net_from_text(LAYERS[case], tmp_path)
+    x = rng.standard_normal((2, 5, 13, 11)).astype(np.float32)
+    weights: dict[str, list[np.ndarray]] = {}
+    expected = caffe_reference.run_net(net, x, weights, rng)
+    with torch.no_grad():
+        found = converted(net, weights, tmp_path)(torch.from_numpy(x)).numpy()
+    assert found.shape == expected.shape
+    assert np.abs(found - expected).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize(("model", "legacy"), [("bvlc_alexnet", True), ("bvlc_reference_caffenet", False),
+                                               ("bvlc_googlenet", True), ("resnet-50", False)])  # fmt: skip
+def test_real_deploy_definitions_match_the_reference(model: str, legacy: bool, tmp_path: Path) -> None:
+    """Random weights (the published ones cannot be downloaded here), written as the zoo saved them:
+    the BVLC models of 2014 in the V1 `layers` form."""
+    rng = np.random.default_rng(7)
+    net = read_net(ZOO / model / "deploy.prototxt")
+    network = CaffeNetwork(net).eval()
+    x = (rng.uniform(0, 255, (1, *network.input_shape[1:])) - 117).astype(np.float32)  # BGR, 0-255, mean taken off
+    weights: dict[str, list[np.ndarray]] = {}
+    expected = caffe_reference.run_net(net, x, weights, rng)
+    with torch.no_grad():
+        found = converted(net, weights, tmp_path, legacy)(torch.from_numpy(x)).numpy()
+    assert found.shape == (1, 1000)
+    assert np.abs(found - expected).max() <= TOLERANCE
+    assert found.argmax() == expected.argmax()
+
+
+def test_a_truncated_or_foreign_caffemodel_is_a_clear_error(tmp_path: Path) -> None:
+    net = net_from_text(LAYERS["conv stride 2 pad 1"], tmp_path)
+    weights: dict[str, list[np.ndarray]] = {}
+    caffe_reference.run_net(net, np.zeros((2, 5, 13, 11), np.float32), weights, np.random.default_rng(0))
+    whole = write_caffemodel(tmp_path / "w.caffemodel", net, weights).read_bytes()
+    (tmp_path / "cut.caffemodel").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(zoo_core.WeightsFormatError, match="truncated"):
+        CaffeNetwork(net).load_blobs(read_weights(tmp_path / "cut.caffemodel"), "cut.caffemodel")
+    (tmp_path / "page.caffemodel").write_bytes(b"<html>Not Found</html>")
+    with pytest.raises(zoo_core.WeightsFormatError, match="not a Caffe model"):
+        read_weights(tmp_path / "page.caffemodel")
+
+
+def test_an_unsupported_layer_is_named(tmp_path: Path) -> None:
+    net = net_from_text('layer { name: "up" type: "Deconvolution" bottom: "data" top: "up" }', tmp_path)
+    with pytest.raises(zoo_core.WeightsFormatError, match="layer 'up' of type Deconvolution is not supported"):
+        CaffeNetwork(net)
+
+
+def test_the_imagenet_mean_file(tmp_path: Path) -> None:
+    mean = np.load(ZOO / "ilsvrc_2012_mean.npy")
+    blob = caffe_pb2.BlobProto(num=1, channels=3, height=256, width=256)
+    blob.data.extend(mean.reshape(-1).tolist())
+    (tmp_path / "mean.binaryproto").write_bytes(blob.SerializeToString())
+    found = read_mean(tmp_path / "mean.binaryproto")
+    assert found.shape == (3, 256, 256)
+    assert np.allclose(found.mean(axis=(1, 2)), [104.0, 116.7, 122.7], atol=0.1)  # B, G, R
