@@ -124,6 +124,35 @@ def test_real_deploy_definitions_match_the_reference(model: str, legacy: bool, t
     assert found.argmax() == expected.argmax()
 
 
+def test_convert_googlenet_then_load_fine_tune_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """zoo convert caffe → a registered model that loads as a backbone, matches the reference, and exports to
+    ONNX with its parity check passed."""
+    from zoo_core.cli import main
+    from zoo_core.export import export_onnx
+
+    rng = np.random.default_rng(3)
+    net = read_net(ZOO / "bvlc_googlenet" / "deploy.prototxt")
+    x = (rng.uniform(0, 255, (1, 3, 224, 224)) - 117).astype(np.float32)
+    weights: dict[str, list[np.ndarray]] = {}
+    expected = caffe_reference.run_net(net, x, weights, rng)
+    model = write_caffemodel(tmp_path / "bvlc_googlenet.caffemodel", net, weights, legacy=True)
+    with pytest.raises(SystemExit) as exited:
+        main(["convert", "caffe", str(ZOO / "bvlc_googlenet" / "deploy.prototxt"), str(model), "--out",
+              str(tmp_path / "converted"), "--name", "googlenet.test"])  # fmt: skip
+    assert exited.value.code == 0 and "googlenet.test: 6,998,552 parameters, 1000 classes" in capsys.readouterr().out
+    spec = zoo_core.get("googlenet.test")
+    assert spec.input.channel_order == "BGR" and spec.input.value_range == (0.0, 255.0)  # type: ignore[union-attr]
+    assert spec.input.mean == (104.0, 117.0, 123.0) and spec.input.crop_pct == 224 / 256  # type: ignore[union-attr]
+    backbone = zoo_core.load("googlenet.test").eval()
+    with torch.no_grad():
+        logits = backbone(torch.from_numpy(x)).numpy()  # zoo's models give logits: the net's Softmax is left out
+    assert np.abs(caffe_reference.softmax(logits, 1) - expected).max() <= TOLERANCE
+    assert backbone.feature_dim == 1024 and [g.name for g in backbone.layer_groups()][-1] == "head"
+    assert backbone.freeze(all_but_last=2) == ["stage4", "head"]
+    report = export_onnx("googlenet.test", tmp_path / "export")
+    assert report.max_abs_diff <= 1e-4 and report.top1_agreement == 1.0
+
+
 def test_a_truncated_or_foreign_caffemodel_is_a_clear_error(tmp_path: Path) -> None:
     net = net_from_text(LAYERS["conv stride 2 pad 1"], tmp_path)
     weights: dict[str, list[np.ndarray]] = {}
@@ -135,6 +164,18 @@ def test_a_truncated_or_foreign_caffemodel_is_a_clear_error(tmp_path: Path) -> N
     (tmp_path / "page.caffemodel").write_bytes(b"<html>Not Found</html>")
     with pytest.raises(zoo_core.WeightsFormatError, match="not a Caffe model"):
         read_weights(tmp_path / "page.caffemodel")
+
+
+def test_the_convert_weights_hook(tmp_path: Path) -> None:
+    from zoo_core.plugins import convert_weights
+
+    net = net_from_text(LAYERS["inner product (flattens)"], tmp_path)
+    weights: dict[str, list[np.ndarray]] = {}
+    caffe_reference.run_net(net, np.zeros((2, 5, 13, 11), np.float32), weights, np.random.default_rng(0))
+    write_caffemodel(tmp_path / "t.caffemodel", net, weights)
+    spec = convert_weights("caffe", tmp_path, tmp_path / "out")
+    assert spec.plugin == "caffe" and spec.output.num_classes == 6 and spec.params == 6 * 5 * 13 * 11 + 6
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["deploy.prototxt", "model.safetensors", "spec.json"]
 
 
 def test_an_unsupported_layer_is_named(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@ Reads Caffe's files with protobuf (`reader`), builds the net as torch modules wi
 
 from __future__ import annotations
 
-from zoo_core import Requirement, hookimpl
+from pathlib import Path
+
+import click
+
+from zoo_core import ModelSpec, Requirement, hookimpl
+from zoo_core.errors import WeightsFormatError
 
 INSTALL = "pip install 'zoo-tl[caffe]'"
 
@@ -14,3 +19,34 @@ INSTALL = "pip install 'zoo-tl[caffe]'"
 @hookimpl
 def plugin_requirements() -> list[Requirement]:
     return [Requirement(module, INSTALL) for module in ("torch", "google.protobuf", "safetensors")]
+
+
+@hookimpl
+def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
+    if spec.plugin != "caffe":
+        return None
+    from zoo_caffe.backbone import CaffeBackbone
+
+    return CaffeBackbone(spec, weights_dir)
+
+
+@hookimpl
+def convert_weights(format: str, source: Path, destination: Path) -> ModelSpec | None:
+    """``source``: a folder with one ``*.prototxt`` (deploy) and one ``*.caffemodel``."""
+    if format != "caffe":
+        return None
+    from zoo_caffe.convert import convert_caffe
+
+    prototxts = sorted(source.glob("*.prototxt"))
+    models = sorted(source.glob("*.caffemodel"))
+    if len(prototxts) != 1 or len(models) != 1:
+        raise WeightsFormatError(f"{source}: expected one .prototxt and one .caffemodel, found "
+                                 f"{[p.name for p in prototxts + models]}")  # fmt: skip
+    return convert_caffe(prototxts[0], models[0], destination)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from zoo_caffe.command import convert_group
+
+    cli.add_command(convert_group)

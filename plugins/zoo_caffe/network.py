@@ -33,13 +33,15 @@ class CaffeNetwork(nn.Module):
         if len(declared) != 1:
             raise WeightsFormatError(f"'{net.name}': zoo converts nets with one input blob, found {list(declared)}")
         self.input_name, shape = next(iter(declared.items()))
-        self.input_shape = (1, *(input_shape or shape)[1:]) if input_shape or shape else None
-        if self.input_shape is None or len(self.input_shape) != 4:
+        dims = input_shape or shape
+        if len(dims) != 4:
             raise WeightsFormatError(f"'{net.name}': the input blob '{self.input_name}' declares no N,C,H,W shape")
+        self.input_shape: tuple[int, ...] = (1, *dims[1:])
         self.layers = nn.ModuleDict()
         self.wiring: list[tuple[str, list[str], list[str]]] = []  # (module key, bottoms, tops)
         self.caffe_names: dict[str, str] = {}  # module key → Caffe layer name
         self.caffe_types: dict[str, str] = {}
+        self.downsampling: set[str] = set()  # pooling layers that shrink the feature maps: stage boundaries
         blobs: dict[str, torch.Tensor] = {self.input_name: torch.zeros(self.input_shape)}
         for layer in layers:
             if layer.type in INPUT_TYPES:
@@ -60,6 +62,8 @@ class CaffeNetwork(nn.Module):
         self.caffe_names[key], self.caffe_types[key] = layer.name, layer.type
         with torch.no_grad():
             outputs = module.eval()(*[blobs[name] for name in layer.bottoms])
+        if layer.type == "Pooling" and outputs.shape[2:] < blobs[layer.bottoms[0]].shape[2:]:
+            self.downsampling.add(key)
         for top in layer.tops:
             blobs[top] = outputs
 

@@ -1,0 +1,77 @@
+"""`CaffeBackbone`: a converted Caffe net behind zoo's `Backbone` surface.
+
+The classifier is the net's last InnerProduct (a trailing Softmax is dropped: zoo's models give logits);
+features are what that classifier reads. Layer groups end at each pooling layer that shrinks the
+feature maps — the stages of these nets — so `freeze(all_but_last=N)` trains the head and the last N - 1
+stages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from zoo_caffe.layers import InnerProduct
+from zoo_caffe.network import CaffeNetwork
+from zoo_caffe.reader import read_net
+from zoo_core.backbone import Backbone, LayerGroup
+from zoo_core.errors import PluginError
+from zoo_core.specs import ModelSpec
+
+__all__ = ["CaffeBackbone"]
+
+
+class CaffeBackbone(Backbone):
+    def __init__(self, spec: ModelSpec, weights_dir: Path | None) -> None:
+        super().__init__(spec)
+        if weights_dir is None:
+            raise PluginError(f"'{spec.name}' is defined by its deploy.prototxt: load it with pretrained=True")
+        self.network = CaffeNetwork(read_net(weights_dir / "deploy.prototxt"))
+        self.network.load_state_dict(load_file(weights_dir / "model.safetensors"))
+        keys = list(self.network.layers)
+        classifiers = [key for key in keys if isinstance(self.network.layers[key], InnerProduct)]
+        if not classifiers:
+            raise PluginError(f"'{spec.name}': the net has no InnerProduct layer to serve as its classifier")
+        self.classifier_key = classifiers[-1]
+        before = keys.index(self.classifier_key)
+        self.until: str | None = keys[before - 1] if before else None  # the layer whose output the head reads
+        self.head: nn.Linear = self.network.layers[self.classifier_key]  # type: ignore[assignment]
+        self.stages = self._stages(keys[:before])
+
+    def _stages(self, keys: list[str]) -> list[list[str]]:
+        stages: list[list[str]] = [[]]
+        for key in keys:
+            stages[-1].append(key)
+            if key in self.network.downsampling:
+                stages.append([])
+        stages = [stage for stage in stages if stage]
+        if len(stages) > 1 and not any(p for key in stages[-1] for p in self.network.layers[key].parameters()):
+            stages[-2:] = [stages[-2] + stages[-1]]  # a trailing dropout is no stage of its own
+        return stages
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.head.in_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.network(x, until=self.until)
+        return out.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(self.features(x))
+        return logits
+
+    def reset_head(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def layer_groups(self) -> list[LayerGroup]:
+        groups = [LayerGroup(f"stage{index}", tuple(self.network.layers[key] for key in stage))
+                  for index, stage in enumerate(self.stages)]  # fmt: skip
+        return [*groups, LayerGroup("head", (self.head,))]
+
+    def drop_last(self, n: int) -> None:
+        raise PluginError(f"'{self.spec.name}': drop_last is not available for converted Caffe nets yet; "
+                          "freeze stages instead (freeze(all_but_last=N))")  # fmt: skip

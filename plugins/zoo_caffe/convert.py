@@ -1,0 +1,71 @@
+"""``zoo convert caffe``: a Caffe model (deploy.prototxt + .caffemodel) as safetensors and a registered spec.
+
+The folder written holds ``model.safetensors``, the ``deploy.prototxt`` the backbone is built from, and
+``spec.json``; the spec carries Caffe's input conventions (BGR, 0-255, the mean subtracted, the crop of a
+256-pixel resize), so `zoo check`, fine-tuning and export preprocess as Caffe did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from zoo_caffe.network import CaffeNetwork
+from zoo_caffe.reader import read_mean, read_net, read_weights
+from zoo_core.registry import parse_spec
+from zoo_core.specs import ModelSpec
+
+__all__ = ["IMAGENET_BGR_MEAN", "convert_caffe"]
+
+IMAGENET_BGR_MEAN = (104.0, 117.0, 123.0)  # the per-channel ImageNet mean, as Caffe's examples give it
+RESIZE = 256  # BVLC models were trained on 256-pixel images, cropped to their input size
+
+
+def convert_caffe(prototxt: Path, caffemodel: Path, out: Path, name: str | None = None,
+                  mean: Path | None = None) -> ModelSpec:  # fmt: skip
+    """Convert, write the folder (all files or none), and return the spec (not yet registered)."""
+    net = read_net(prototxt)
+    network = CaffeNetwork(net)
+    network.load_blobs(read_weights(caffemodel), caffemodel.name)
+    channels = network.input_shape[1]
+    if mean:
+        channel_mean = [float(v) for v in read_mean(mean).mean(axis=(1, 2))]
+    else:  # BVLC's nets were trained on ImageNet images less this mean; other inputs get none
+        channel_mean = list(IMAGENET_BGR_MEAN) if channels == 3 else [0.0] * channels
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".convert-"))
+    try:
+        save_file({key: value.contiguous() for key, value in network.state_dict().items()},
+                  str(staging / "model.safetensors"))  # fmt: skip
+        shutil.copyfile(prototxt, staging / "deploy.prototxt")
+        _, _, height, width = network.input_shape
+        with torch.no_grad():
+            outputs = network.eval()(torch.zeros(network.input_shape)).shape[-1]
+        entry = {
+            "name": name or re.sub(r"[^A-Za-z0-9_.-]+", "-", net.name or prototxt.parent.name).strip("-").lower(),
+            "plugin": "caffe", "arch": "caffe", "family": "caffe", "task": "image-classification",
+            "modality": "image", "tags": ["caffe", "converted"],
+            "description": f"converted by zoo from {caffemodel.name} and {prototxt.name}",
+            "source": {"url": out.resolve().as_uri(), "files": ["deploy.prototxt", "model.safetensors"]},
+            "sha256": {file.name: hashlib.sha256(file.read_bytes()).hexdigest()
+                       for file in (staging / "deploy.prototxt", staging / "model.safetensors")},
+            "input": {"channels": channels, "height": height, "width": width, "mean": channel_mean,
+                      "std": [1.0] * channels, "interpolation": "bilinear", "crop_pct": height / RESIZE,
+                      "channel_order": "BGR", "value_range": [0, 255]},
+            "output": {"num_classes": int(outputs)},
+            "params": sum(parameter.numel() for parameter in network.parameters()),
+        }  # fmt: skip
+        spec = parse_spec(entry, str(out / "spec.json"))
+        (staging / "spec.json").write_text(json.dumps(spec.to_entry(), indent=2), encoding="utf-8")
+        for item in staging.iterdir():
+            item.replace(out / item.name)
+        return spec
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
