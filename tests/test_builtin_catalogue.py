@@ -45,7 +45,7 @@ def test_loading_the_shipped_catalogue_warns_of_nothing(recwarn: pytest.Warnings
 def test_inputs_are_coherent(shipped: list[zoo_core.ModelSpec]) -> None:
     for spec in shipped:
         if isinstance(spec.input, ImageInput):
-            assert spec.modality == "image" and spec.plugin in ("timm", "torchvision"), spec.name
+            assert spec.modality == "image" and spec.plugin in ("timm", "torchvision", "caffe"), spec.name
             assert len(spec.input.mean) == len(spec.input.std) == spec.input.channels, spec.name
             assert all(std > 0 for std in spec.input.std) and spec.input.height >= 32, spec.name
         elif isinstance(spec.input, TextInput):

@@ -1,7 +1,7 @@
 """The Caffe converter against an independent numpy reference of Caffe's layers (tests/caffe_reference.py):
 per layer on random inputs and parameters, and end to end on the real AlexNet, CaffeNet, GoogLeNet and
-ResNet-50 deploy definitions (tests/data/caffe-zoo) with random weights that the tests write into
-.caffemodel files — no pretrained Caffe weights can be downloaded here."""
+ResNet-50 deploy definitions (the plugin's copies, plugins/zoo_caffe/deploy) with random weights that the
+tests write into .caffemodel files — no pretrained Caffe weights can be downloaded here."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from zoo_caffe.network import CaffeNetwork  # noqa: E402
 from zoo_caffe.reader import Net, read_mean, read_net, read_weights  # noqa: E402
 
 ZOO = Path(__file__).parent / "data" / "caffe-zoo"
+DEPLOY = Path(__file__).parents[1] / "plugins" / "zoo_caffe" / "deploy"
 TOLERANCE = 1e-4
 
 
@@ -112,7 +113,7 @@ def test_real_deploy_definitions_match_the_reference(model: str, legacy: bool, t
     """Random weights (the published ones cannot be downloaded here), written as the zoo saved them:
     the BVLC models of 2014 in the V1 `layers` form."""
     rng = np.random.default_rng(7)
-    net = read_net(ZOO / model / "deploy.prototxt")
+    net = read_net(DEPLOY / f"{model}.prototxt")
     network = CaffeNetwork(net).eval()
     x = (rng.uniform(0, 255, (1, *network.input_shape[1:])) - 117).astype(np.float32)  # BGR, 0-255, mean taken off
     weights: dict[str, list[np.ndarray]] = {}
@@ -131,13 +132,13 @@ def test_convert_googlenet_then_load_fine_tune_and_export(tmp_path: Path, capsys
     from zoo_core.export import export_onnx
 
     rng = np.random.default_rng(3)
-    net = read_net(ZOO / "bvlc_googlenet" / "deploy.prototxt")
+    net = read_net(DEPLOY / "bvlc_googlenet.prototxt")
     x = (rng.uniform(0, 255, (1, 3, 224, 224)) - 117).astype(np.float32)
     weights: dict[str, list[np.ndarray]] = {}
     expected = caffe_reference.run_net(net, x, weights, rng)
     model = write_caffemodel(tmp_path / "bvlc_googlenet.caffemodel", net, weights, legacy=True)
     with pytest.raises(SystemExit) as exited:
-        main(["convert", "caffe", str(ZOO / "bvlc_googlenet" / "deploy.prototxt"), str(model), "--out",
+        main(["convert", "caffe", str(DEPLOY / "bvlc_googlenet.prototxt"), str(model), "--out",
               str(tmp_path / "converted"), "--name", "googlenet.test"])  # fmt: skip
     assert exited.value.code == 0 and "googlenet.test: 6,998,552 parameters, 1000 classes" in capsys.readouterr().out
     spec = zoo_core.get("googlenet.test")
@@ -151,6 +152,70 @@ def test_convert_googlenet_then_load_fine_tune_and_export(tmp_path: Path, capsys
     assert backbone.freeze(all_but_last=2) == ["stage4", "head"]
     report = export_onnx("googlenet.test", tmp_path / "export")
     assert report.max_abs_diff <= 1e-4 and report.top1_agreement == 1.0
+
+
+@pytest.mark.parametrize("model", ["bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_googlenet"])
+def test_the_built_in_entries_are_the_zoo_s_published_files(model: str) -> None:
+    """URL and sha1 as each model's readme front matter publishes them; the sizes of the network built."""
+    published = dict(
+        line.split(": ", 1) for line in (ZOO / model / "model.yml").read_text().splitlines() if ": " in line
+    )
+    spec = zoo_core.get(model)
+    assert spec.plugin == "caffe" and spec.arch == model
+    assert spec.source.url == published["caffemodel_url"]
+    assert spec.sha1 == {published["caffemodel"]: published["sha1"]}
+    network = CaffeNetwork(read_net(DEPLOY / f"{model}.prototxt"))
+    assert spec.params == sum(p.numel() for p in network.parameters())
+    assert (spec.input.height, spec.input.channel_order) == (network.input_shape[2], "BGR")  # type: ignore[union-attr]
+
+
+def test_a_zoo_entry_downloads_checks_sha1_and_converts_on_first_use(
+    tmp_path: Path, write_registry: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from zoo_core.settings import Settings
+    from zoo_core.sources import reset_catalogue
+
+    rng = np.random.default_rng(5)
+    net = read_net(DEPLOY / "bvlc_googlenet.prototxt")
+    x = (rng.uniform(0, 255, (1, 3, 224, 224)) - 117).astype(np.float32)
+    weights: dict[str, list[np.ndarray]] = {}
+    expected = caffe_reference.run_net(net, x, weights, rng)
+    published = tmp_path / "published"
+    published.mkdir()
+    model = write_caffemodel(published / "bvlc_googlenet.caffemodel", net, weights, legacy=True)
+    sha1 = hashlib.sha1(model.read_bytes()).hexdigest()
+    entry = zoo_core.get("googlenet.bvlc_in1k").to_entry() | {"name": "googlenet.local", "aliases": []}
+    entry["source"] = {"url": model.as_uri()}
+    rows = "".join(f"{key} = {_toml(value)}\n" for key, value in entry.items() if key != "sha1")
+    for digest, name in ((sha1, "googlenet.local"), ("0" * 40, "googlenet.wrong")):
+        rows_named = rows.replace('"googlenet.local"', f'"{name}"')
+        (tmp_path / f"{name}.toml").write_text(
+            f'[[model]]\n{rows_named}sha1 = {{ "bvlc_googlenet.caffemodel" = "{digest}" }}\n'
+        )
+    monkeypatch.setenv("ZOO_REGISTRY", f"{tmp_path / 'googlenet.local.toml'}")
+    reset_catalogue()
+    backbone = zoo_core.load("googlenet.local").eval()
+    with torch.no_grad():
+        logits = backbone(torch.from_numpy(x)).numpy()
+    assert np.abs(caffe_reference.softmax(logits, 1) - expected).max() <= TOLERANCE
+    converted = Settings.from_env().home / "converted" / "googlenet.local" / sha1[:16] / "model.safetensors"
+    stamp = converted.stat().st_mtime_ns
+    zoo_core.load("googlenet.local")
+    assert converted.stat().st_mtime_ns == stamp  # converted once
+    monkeypatch.setenv("ZOO_REGISTRY", f"{tmp_path / 'googlenet.wrong.toml'}")
+    reset_catalogue()
+    with pytest.raises(zoo_core.ChecksumError, match="has sha1"):
+        zoo_core.load("googlenet.wrong")
+
+
+def _toml(value: object) -> str:
+    import json
+
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    return json.dumps(value)
 
 
 def test_a_truncated_or_foreign_caffemodel_is_a_clear_error(tmp_path: Path) -> None:

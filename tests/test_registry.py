@@ -125,6 +125,8 @@ def test_file_names_cannot_leave_the_model_folder(write_registry: Callable[..., 
 def test_sha256_must_be_hex_and_name_a_listed_file(write_registry: Callable[..., Path]) -> None:
     bad_hex = write_registry(image_entry("a.b") + 'sha256 = { "model.safetensors" = "xyz" }\n')
     assert "field 'sha256.model.safetensors': expected 64 hexadecimal characters" in _one_error(bad_hex)
+    short_sha1 = write_registry(image_entry("a.b") + 'sha1 = { "model.safetensors" = "abc" }\n', "sha1.toml")
+    assert "field 'sha1.model.safetensors': expected 40 hexadecimal characters" in _one_error(short_sha1)
     other = write_registry(image_entry("a.b") + f'sha256 = {{ "other.bin" = "{"0" * 64}" }}\n', "b.toml")
     assert "names a file that is not in source.files" in _one_error(other)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo_core.errors import ModelNotFoundError
-from zoo_core.hashing import sha256_file
+from zoo_core.hashing import file_digest
 from zoo_core.records import ModelRecord, read_records, record_path, remove_record
 from zoo_core.settings import Settings
 
@@ -38,7 +38,7 @@ def verify(settings: Settings, names: tuple[str, ...] = ()) -> list[FileCheck]:
     for record in _recorded(settings, names):
         for file in record.files:
             path = Path(file.path)
-            state = "missing" if not path.exists() else "ok" if sha256_file(path) == file.sha256 else "corrupt"
+            state = "missing" if not path.exists() else "ok" if file_digest(path) == file.sha256 else "corrupt"
             checks.append(FileCheck(record.model, file.name, file.path, state))
     return checks
 

@@ -11,16 +11,16 @@ import re
 import threading
 from pathlib import Path
 
-__all__ = ["GrowingFileHasher", "digest_kind", "git_blob_sha1", "sha256_file"]
+__all__ = ["GrowingFileHasher", "digest_kind", "file_digest", "git_blob_sha1"]
 
 _CHUNK = 1 << 24
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
-def sha256_file(path: Path) -> str:
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def git_blob_sha1(path: Path) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from zoo_core._version import __version__
 from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
-from zoo_core.hashing import GrowingFileHasher, digest_kind, git_blob_sha1, sha256_file
+from zoo_core.hashing import GrowingFileHasher, digest_kind, file_digest, git_blob_sha1
 from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.settings import Settings
@@ -117,7 +117,7 @@ class _HubFetch:
 def _verify(filename: str, path: Path, blob: Path, expected: str | None, streamed: str | None) -> FileRecord | None:
     """A record of the file if it matches what was promised, else None."""
     size = blob.stat().st_size
-    sha256 = streamed or sha256_file(blob)
+    sha256 = streamed or file_digest(blob)
     if expected is None and digest_kind(blob.name) == "sha256":
         expected = blob.name
         verified_by: str | None = "hub sha256"
@@ -125,7 +125,7 @@ def _verify(filename: str, path: Path, blob: Path, expected: str | None, streame
         verified_by = "registry sha256" if expected else None
     if expected is not None:
         if sha256 != expected and streamed:
-            sha256 = sha256_file(blob)  # the streamed digest may have read another write: look again
+            sha256 = file_digest(blob)  # the streamed digest may have read another write: look again
         return FileRecord(filename, str(path), size, sha256, verified_by, blob.name) if sha256 == expected else None
     if digest_kind(blob.name) == "git-sha1":
         if git_blob_sha1(blob) != blob.name:

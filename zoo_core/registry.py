@@ -22,12 +22,12 @@ __all__ = ["is_safe_file_name", "parse_spec", "read_registry_file"]
 
 _MODEL_HEADER = re.compile(r"^\s*\[\[\s*model\s*\]\]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST_LENGTH = {"sha256": 64, "sha1": 40}  # hexadecimal characters
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
 
 _TOP_FIELDS = (
     "name", "aliases", "plugin", "arch", "family", "task", "modality", "license", "tags", "description",
-    "paper", "source", "sha256", "input", "output", "params",
+    "paper", "source", "sha256", "sha1", "input", "output", "params",
 )  # fmt: skip
 _FILE_FIELDS = ("model", "endpoint", "about")  # about: free-form notes (generator, versions) zoo ignores
 _REQUIRED = ("name", "plugin", "arch", "family", "task", "modality", "source", "input")
@@ -158,13 +158,15 @@ def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
     )
 
 
-def _parse_sha256(fields: _Fields, files: tuple[str, ...]) -> dict[str, str]:
-    table = fields.get("sha256", dict, 'a table of file = "hex digest"') or {}
+def _parse_digests(fields: _Fields, files: tuple[str, ...], kind: str) -> dict[str, str]:
+    """The `sha256` (or `sha1`) table: file name → hex digest."""
+    table = fields.get(kind, dict, 'a table of file = "hex digest"') or {}
     for name, digest in table.items():
-        if not isinstance(digest, str) or not _HEX64.match(digest.lower()):
-            fields.fail(f"sha256.{name}", f"expected 64 hexadecimal characters, got {digest!r}")
+        length = _DIGEST_LENGTH[kind]
+        if not isinstance(digest, str) or not re.fullmatch(f"[0-9a-f]{{{length}}}", digest.lower()):
+            fields.fail(f"{kind}.{name}", f"expected {length} hexadecimal characters, got {digest!r}")
         if files and name not in files:
-            fields.fail(f"sha256.{name}", f"names a file that is not in source.files {list(files)}")
+            fields.fail(f"{kind}.{name}", f"names a file that is not in source.files {list(files)}")
     return {name: digest.lower() for name, digest in table.items()}
 
 
@@ -253,7 +255,8 @@ def parse_spec(
         tags=fields.strings("tags"),
         description=fields.text("description") or "",
         paper=fields.text("paper"),
-        sha256=_parse_sha256(fields, source.files),
+        sha256=_parse_digests(fields, source.files, "sha256"),
+        sha1=_parse_digests(fields, source.files, "sha1"),
         output=Output(
             num_classes=output.count("num_classes") if output else None,
             feature_dim=output.count("feature_dim", minimum=1) if output else None,

@@ -102,6 +102,7 @@ class ModelSpec:
     description: str = ""
     paper: str | None = None  # arXiv id or URL
     sha256: Mapping[str, str] = field(default_factory=dict)  # file name -> expected hex digest
+    sha1: Mapping[str, str] = field(default_factory=dict)  # the same, for publishers that give only sha1 (Caffe)
     output: Output = Output()
     params: int | None = None  # parameter count of the pretrained network
     origin: str = ""  # the registry file or plugin this entry came from (set by zoo, not by the entry)
@@ -109,7 +110,7 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON-ready data, in the registry's field names."""
         data = dataclasses.asdict(self)
-        data["sha256"] = dict(self.sha256)
+        data["sha256"], data["sha1"] = dict(self.sha256), dict(self.sha1)
         return data
 
     def to_entry(self) -> dict[str, Any]:

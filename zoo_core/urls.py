@@ -1,6 +1,7 @@
 """Downloading files that are not on a hub (a plain https URL or a local path) into zoo's own cache.
 
-Such a source must give a sha256 for every file in its registry entry. Files land in
+Such a source must give a sha256 (or, where the publisher gives only that, a sha1) for every file in its
+registry entry. Files land in
 ``$ZOO_HOME/files/<model>/``: each is written to ``<name>.incomplete`` under a file lock, resumed from
 where it stopped when the download is retried, hashed while it is written, and moved into place only
 once its digest matches — so the cache never holds a bad or half-written file.
@@ -15,7 +16,7 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
-from zoo_core.hashing import sha256_file
+from zoo_core.hashing import file_digest
 from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.settings import Settings
@@ -80,7 +81,8 @@ def _transfer(url: str, partial: Path, quiet: bool) -> str | None:
 def _fetch_file(spec: ModelSpec, folder: Path, name: str, quiet: bool, attempts: int, delay: float) -> FileRecord:
     from filelock import FileLock
 
-    expected = spec.sha256[name]
+    kind = "sha256" if name in spec.sha256 else "sha1"
+    expected = spec.sha256.get(name) or spec.sha1[name]
     target = folder / name
     partial = target.with_name(target.name + ".incomplete")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -88,17 +90,18 @@ def _fetch_file(spec: ModelSpec, folder: Path, name: str, quiet: bool, attempts:
         if not target.exists():
             for retry in (False, True):  # a wrong digest: start once more from nothing
                 streamed = _download_with_retries(_file_url(spec, name), partial, quiet, attempts, delay)
-                actual = streamed or sha256_file(partial)
+                actual = (streamed if kind == "sha256" else None) or file_digest(partial, kind)
                 if actual == expected:
                     partial.replace(target)
                     break
                 partial.unlink()
                 if retry:
                     raise ChecksumError(
-                        f"'{spec.name}': {name} from {_file_url(spec, name)} has sha256 {actual}, not the registry's "
-                        f"{expected}, twice; nothing was kept. Check the URL, or the sha256 in the registry entry"
+                        f"'{spec.name}': {name} from {_file_url(spec, name)} has {kind} {actual}, not the registry's "
+                        f"{expected}, twice; nothing was kept. Check the URL, or the {kind} in the registry entry"
                     )
-        return FileRecord(name, str(target), target.stat().st_size, expected, "registry sha256")
+        recorded = expected if kind == "sha256" else file_digest(target, "sha256")  # the cache checks sha256s
+        return FileRecord(name, str(target), target.stat().st_size, recorded, f"registry {kind}")
 
 
 def _download_with_retries(url: str, partial: Path, quiet: bool, attempts: int, delay: float) -> str | None:
@@ -124,7 +127,7 @@ def fetch_from_url(
     """Fetch and verify every file of a URL or local-path model into zoo's cache."""
     url = spec.source.url or ""
     names = list(spec.source.files) or [Path(urlsplit(url).path).name]
-    missing = [name for name in names if name not in spec.sha256]
+    missing = [name for name in names if name not in spec.sha256 and name not in spec.sha1]
     if missing:
         raise DownloadError(
             f'\'{spec.name}\': a URL source needs a sha256 for every file; add sha256 = {{ "{missing[0]}" = "…" }} '

@@ -23,10 +23,15 @@ def plugin_requirements() -> list[Requirement]:
 
 @hookimpl
 def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
+    """A model `zoo convert caffe` wrote (its folder has model.safetensors and deploy.prototxt), or a Caffe
+    Model Zoo entry whose downloaded .caffemodel is converted on first use."""
     if spec.plugin != "caffe":
         return None
     from zoo_caffe.backbone import CaffeBackbone
+    from zoo_caffe.convert import converted_folder
 
+    if weights_dir is not None and not (weights_dir / "model.safetensors").exists():
+        weights_dir = converted_folder(spec, weights_dir)
     return CaffeBackbone(spec, weights_dir)
 
 

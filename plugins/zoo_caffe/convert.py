@@ -17,12 +17,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from zoo_caffe.layers import InnerProduct
 from zoo_caffe.network import CaffeNetwork
 from zoo_caffe.reader import read_mean, read_net, read_weights
 from zoo_core.registry import parse_spec
 from zoo_core.specs import ModelSpec
 
-__all__ = ["IMAGENET_BGR_MEAN", "convert_caffe"]
+__all__ = ["DEPLOY", "IMAGENET_BGR_MEAN", "convert_caffe", "converted_folder"]
+
+DEPLOY = Path(__file__).parent / "deploy"  # the definitions of the registry's Caffe Model Zoo entries
 
 IMAGENET_BGR_MEAN = (104.0, 117.0, 123.0)  # the per-channel ImageNet mean, as Caffe's examples give it
 RESIZE = 256  # BVLC models were trained on 256-pixel images, cropped to their input size
@@ -59,7 +62,7 @@ def convert_caffe(prototxt: Path, caffemodel: Path, out: Path, name: str | None 
             "input": {"channels": channels, "height": height, "width": width, "mean": channel_mean,
                       "std": [1.0] * channels, "interpolation": "bilinear", "crop_pct": height / RESIZE,
                       "channel_order": "BGR", "value_range": [0, 255]},
-            "output": {"num_classes": int(outputs)},
+            "output": {"num_classes": int(outputs), "feature_dim": _classifier_inputs(network)},
             "params": sum(parameter.numel() for parameter in network.parameters()),
         }  # fmt: skip
         spec = parse_spec(entry, str(out / "spec.json"))
@@ -69,3 +72,28 @@ def convert_caffe(prototxt: Path, caffemodel: Path, out: Path, name: str | None 
         return spec
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _classifier_inputs(network: CaffeNetwork) -> int:
+    """What the last InnerProduct reads: the features a new head gets."""
+    return [module.in_features for module in network.layers.values() if isinstance(module, InnerProduct)][-1]
+
+
+def converted_folder(spec: ModelSpec, downloads: Path) -> Path:
+    """The safetensors of a Caffe Model Zoo entry, converted once from its downloaded .caffemodel into
+    ``$ZOO_HOME/converted/<model>/<digest>/`` (a new download with another digest converts again)."""
+    from zoo_core.errors import PluginError
+    from zoo_core.settings import Settings
+
+    deploy = DEPLOY / f"{spec.arch}.prototxt"
+    if not deploy.is_file():
+        raise PluginError(f"'{spec.name}': zoo's Caffe plugin has no deploy definition '{spec.arch}' (arch); "
+                          f"known: {sorted(path.stem for path in DEPLOY.glob('*.prototxt'))}")  # fmt: skip
+    models = sorted(downloads.glob("*.caffemodel"))
+    if len(models) != 1:
+        raise PluginError(f"'{spec.name}': expected one .caffemodel in {downloads}, found {[p.name for p in models]}")
+    digest = (dict(spec.sha1) | dict(spec.sha256)).get(models[0].name, "local")[:16]
+    folder = Settings.from_env().home / "converted" / spec.name.replace("/", "--") / digest
+    if not (folder / "model.safetensors").exists():
+        convert_caffe(deploy, models[0], folder, spec.name)
+    return folder
