@@ -153,6 +153,21 @@ def test_convert_googlenet_then_load_fine_tune_and_export(tmp_path: Path, capsys
     report = export_onnx("googlenet.test", tmp_path / "export")
     assert report.max_abs_diff <= 1e-4 and report.top1_agreement == 1.0
 
+    # Caffe's preprocessing (BGR, 0-255, mean off, 224 of 256) is the same in training and in `zoo predict`
+    from PIL import Image
+
+    from zoo_core.compatibility import check
+    from zoo_core.runtime import Predictor
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (260, 300, 3), dtype=np.uint8)).save(image)
+    with Image.open(image) as opened, torch.no_grad():
+        tensor = check(spec, image).transform(opened)
+        assert abs(float(tensor[0].mean()) - (np.asarray(opened)[..., 2].mean() - 104)) < 2  # channel 0 is blue
+        probabilities = torch.softmax(backbone(tensor[None]), 1)[0].numpy()
+    label, score = Predictor(tmp_path / "export").predict([str(image)], top=1)[0][0]
+    assert int(label) == probabilities.argmax() and abs(score - probabilities.max()) <= 1e-3
+
 
 @pytest.mark.parametrize("model", ["bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_googlenet"])
 def test_the_built_in_entries_are_the_zoo_s_published_files(model: str) -> None:
