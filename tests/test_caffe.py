@@ -169,6 +169,42 @@ def test_convert_googlenet_then_load_fine_tune_and_export(tmp_path: Path, capsys
     assert int(label) == probabilities.argmax() and abs(score - probabilities.max()) <= 1e-3
 
 
+def test_a_converted_net_fine_tunes_and_drops_stages(tmp_path: Path) -> None:
+    """Red against blue pictures, with GoogLeNet's random-weight stand-in: its last stage trained under a new
+    head, and (drop_last) features from pool4 averaged over space."""
+    import json
+
+    from PIL import Image
+    from zoo_caffe.convert import convert_caffe
+
+    from zoo_core.settings import Settings
+    from zoo_core.sources import reset_catalogue
+    from zoo_core.training.run import FinetuneOptions, finetune
+    from zoo_core.user_registry import add_to_user_registry
+
+    rng = np.random.default_rng(9)
+    net = read_net(DEPLOY / "bvlc_googlenet.prototxt")
+    weights: dict[str, list[np.ndarray]] = {}
+    caffe_reference.run_net(net, np.zeros((1, 3, 224, 224), np.float32), weights, rng)
+    model = write_caffemodel(tmp_path / "googlenet.caffemodel", net, weights)
+    spec = convert_caffe(DEPLOY / "bvlc_googlenet.prototxt", model, tmp_path / "converted", "googlenet.tune")
+    add_to_user_registry(Settings.from_env().home, spec)
+    reset_catalogue()
+    for colour, channel in (("red", 0), ("blue", 2)):
+        (tmp_path / "data" / colour).mkdir(parents=True)
+        for index in range(6):
+            pixels = rng.integers(0, 80, (48, 48, 3), dtype=np.uint8)
+            pixels[..., channel] += 170
+            Image.fromarray(pixels).save(tmp_path / "data" / colour / f"{index}.png")
+    metrics = finetune("googlenet.tune", tmp_path / "data", tmp_path / "run",
+                       FinetuneOptions(strategy="finetune", unfreeze=1, epochs=2, lr=1e-3, val_split=0.34))  # fmt: skip
+    assert len(metrics["transfer"]["curve"]) == 2 and (tmp_path / "run" / "model.safetensors").exists()
+    backbone = zoo_core.load("googlenet.tune")
+    backbone.drop_last(1)
+    assert backbone.feature_dim == 832 and backbone.features(torch.zeros(2, 3, 224, 224)).shape == (2, 832)
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["model"] == "googlenet.tune"
+
+
 @pytest.mark.parametrize("model", ["bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_googlenet"])
 def test_the_built_in_entries_are_the_zoo_s_published_files(model: str) -> None:
     """URL and sha1 as each model's readme front matter publishes them; the sizes of the network built."""
@@ -272,3 +308,12 @@ def test_the_imagenet_mean_file(tmp_path: Path) -> None:
     found = read_mean(tmp_path / "mean.binaryproto")
     assert found.shape == (3, 256, 256)
     assert np.allclose(found.mean(axis=(1, 2)), [104.0, 116.7, 122.7], atol=0.1)  # B, G, R
+
+    from zoo_caffe.convert import convert_caffe
+
+    net = net_from_text(LAYERS["inner product (flattens)"], tmp_path, shape=(1, 3, 13, 11))
+    weights: dict[str, list[np.ndarray]] = {}
+    caffe_reference.run_net(net, np.zeros((1, 3, 13, 11), np.float32), weights, np.random.default_rng(0))
+    model = write_caffemodel(tmp_path / "t.caffemodel", net, weights)
+    spec = convert_caffe(tmp_path / "deploy.prototxt", model, tmp_path / "out", mean=tmp_path / "mean.binaryproto")
+    assert np.allclose(spec.input.mean, [104.0, 116.7, 122.7], atol=0.1)  # type: ignore[union-attr]

@@ -40,6 +40,7 @@ class CaffeBackbone(Backbone):
         self.until: str | None = keys[before - 1] if before else None  # the layer whose output the head reads
         self.head: nn.Linear = self.network.layers[self.classifier_key]  # type: ignore[assignment]
         self.stages = self._stages(keys[:before])
+        self.pooled = False  # after drop_last: feature maps are averaged over space
 
     def _stages(self, keys: list[str]) -> list[list[str]]:
         stages: list[list[str]] = [[]]
@@ -58,7 +59,7 @@ class CaffeBackbone(Backbone):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.network(x, until=self.until)
-        return out.flatten(1)
+        return out.mean(dim=(2, 3)) if self.pooled else out.flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.head(self.features(x))
@@ -73,5 +74,13 @@ class CaffeBackbone(Backbone):
         return [*groups, LayerGroup("head", (self.head,))]
 
     def drop_last(self, n: int) -> None:
-        raise PluginError(f"'{self.spec.name}': drop_last is not available for converted Caffe nets yet; "
-                          "freeze stages instead (freeze(all_but_last=N))")  # fmt: skip
+        """Features from the end of an earlier stage, averaged over space, under a new head."""
+        if not 0 < n < len(self.stages):
+            raise ValueError(
+                f"{self.spec.name} has {len(self.stages)} stages: drop_last takes 1 to {len(self.stages) - 1}"
+            )
+        self.stages = self.stages[:-n]
+        self.until, self.pooled = self.stages[-1][-1], True
+        with torch.no_grad():
+            width = self.features(torch.zeros(self.network.input_shape)).shape[1]
+        self.head = nn.Linear(width, self.spec.output.num_classes or 1000)
