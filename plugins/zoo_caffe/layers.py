@@ -47,10 +47,10 @@ class InnerProduct(nn.Linear):
 
 
 class CaffeBatchNorm(nn.BatchNorm2d):
-    """Mean and variance blobs stored multiplied by a third, scale-factor blob; no affine part (Caffe puts
-    that in a following Scale layer)."""
+    """Normalisation only: Caffe puts the affine part in a following Scale layer. (Its mean and variance
+    blobs are stored times a third, scale-factor blob: `CaffeNetwork.load_blobs` divides it out.)"""
 
-    blob_names = ("running_mean", "running_var", "scale_factor")
+    blob_names = ("running_mean", "running_var")
 
 
 class Scale(nn.Module):
@@ -144,10 +144,6 @@ class Reshape(nn.Module):
         return x.reshape(*x.shape[:start], *middle, *x.shape[end:])
 
 
-class Softmax(nn.Softmax):
-    pass
-
-
 class Split(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -209,11 +205,9 @@ def build_layer(layer: Layer, shapes: list[tuple[int, ...]]) -> nn.Module:
         return Concat(_axis(axis, len(shape)))
     if kind == "Eltwise":
         e = p.eltwise_param
-        return Eltwise(caffe_eltwise(e.operation), list(e.coeff))
+        return Eltwise(e.EltwiseOp.Name(e.operation), list(e.coeff))
     if kind == "BatchNorm":
-        norm = CaffeBatchNorm(shape[1], eps=p.batch_norm_param.eps, affine=False)
-        norm.register_buffer("scale_factor", torch.ones(1))
-        return norm
+        return CaffeBatchNorm(shape[1], eps=p.batch_norm_param.eps, affine=False)
     if kind == "Scale":
         s = p.scale_param
         axis = _axis(s.axis, len(shape))
@@ -225,7 +219,7 @@ def build_layer(layer: Layer, shapes: list[tuple[int, ...]]) -> nn.Module:
         end = len(shape) if b.num_axes == -1 else axis + b.num_axes
         return Bias(axis, tuple(shape[axis:end]))
     if kind == "Softmax":
-        return Softmax(_axis(p.softmax_param.axis, len(shape)))
+        return nn.Softmax(_axis(p.softmax_param.axis, len(shape)))
     if kind == "Flatten":
         return Flatten(_axis(p.flatten_param.axis, len(shape)), p.flatten_param.end_axis)
     if kind == "Reshape":
@@ -237,7 +231,3 @@ def build_layer(layer: Layer, shapes: list[tuple[int, ...]]) -> nn.Module:
         f"layer '{layer.name}' of type {kind} is not supported by zoo's Caffe converter"
         + (" (pooling: MAX and AVE only)" if kind == "Pooling" else "")
     )
-
-
-def caffe_eltwise(operation: int) -> str:
-    return {0: "PROD", 1: "SUM", 2: "MAX"}[operation]

@@ -91,10 +91,13 @@ class CaffeNetwork(nn.Module):
             blobs = list(blobs)
             if isinstance(module, InnerProduct) and module.transpose:  # stored as (inputs, outputs)
                 blobs[0] = blobs[0].reshape(module.in_features, -1).T
-            if self.caffe_types[key] == "BatchNorm":  # mean and variance are stored times the scale factor
+            if self.caffe_types[key] == "BatchNorm":  # mean and variance are stored times a scale-factor blob
+                if len(blobs) != 3:
+                    raise WeightsFormatError(f"{source}: BatchNorm layer '{caffe_name}' has {len(blobs)} blob(s), "
+                                             "needs 3 (mean, variance, scale factor)")  # fmt: skip
                 factor = float(blobs[2].reshape(-1)[0])
                 scale = 0.0 if factor == 0 else 1.0 / factor
-                blobs = [blobs[0] * scale, blobs[1] * scale, np.ones(1, np.float32)]
+                blobs = [blobs[0] * scale, blobs[1] * scale]
             needed = [name for name in names if getattr(module, name, None) is not None]
             if len(blobs) < len(needed):
                 raise WeightsFormatError(
