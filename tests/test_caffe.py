@@ -107,6 +107,12 @@ def test_each_layer_matches_the_reference(case: str, tmp_path: Path) -> None:
     assert np.abs(found - expected).max() <= TOLERANCE
 
 
+FEATURES_AND_GROUPS = {  # the classifier's input width; stages (runs at one resolution) and the head
+    "bvlc_alexnet": (4096, 5), "bvlc_reference_caffenet": (4096, 5), "bvlc_googlenet": (1024, 6),
+    "resnet-50": (2048, 6),  # conv1+pool1, res2, res3, res4, res5+pool5, head
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(("model", "legacy"), [("bvlc_alexnet", True), ("bvlc_reference_caffenet", False),
                                                ("bvlc_googlenet", True), ("resnet-50", False)])  # fmt: skip
 def test_real_deploy_definitions_match_the_reference(model: str, legacy: bool, tmp_path: Path) -> None:
@@ -123,6 +129,14 @@ def test_real_deploy_definitions_match_the_reference(model: str, legacy: bool, t
     assert found.shape == (1, 1000)
     assert np.abs(found - expected).max() <= TOLERANCE
     assert found.argmax() == expected.argmax()
+
+    from zoo_caffe.backbone import CaffeBackbone
+    from zoo_caffe.convert import convert_caffe
+
+    spec = convert_caffe(DEPLOY / f"{model}.prototxt", tmp_path / "w.caffemodel", tmp_path / "converted")
+    backbone = CaffeBackbone(spec, tmp_path / "converted")
+    groups = [group.name for group in backbone.layer_groups()]
+    assert (backbone.feature_dim, len(groups)) == FEATURES_AND_GROUPS[model] and groups[-1] == "head"
 
 
 def test_convert_googlenet_then_load_fine_tune_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

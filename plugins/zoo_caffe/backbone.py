@@ -1,9 +1,9 @@
 """`CaffeBackbone`: a converted Caffe net behind zoo's `Backbone` surface.
 
 The classifier is the net's last InnerProduct (a trailing Softmax is dropped: zoo's models give logits);
-features are what that classifier reads. Layer groups end at each pooling layer that shrinks the
-feature maps — the stages of these nets — so `freeze(all_but_last=N)` trains the head and the last N - 1
-stages.
+features are what that classifier reads. Layer groups are the runs of layers at one resolution — the
+stages of these nets, between pooling or strided layers — so `freeze(all_but_last=N)` trains the head and
+the last N - 1 stages.
 """
 
 from __future__ import annotations
@@ -43,13 +43,21 @@ class CaffeBackbone(Backbone):
         self.pooled = False  # after drop_last: feature maps are averaged over space
 
     def _stages(self, keys: list[str]) -> list[list[str]]:
+        """Runs of layers at one resolution: a layer that shrinks the maps opens a stage (a strided
+        convolution), or, for a pooling layer, closes the one it ends."""
         stages: list[list[str]] = [[]]
+        resolution: tuple[int, ...] | None = None
         for key in keys:
-            stages[-1].append(key)
-            if key in self.network.downsampling:
+            size = self.network.spatial.get(key)
+            pooling = isinstance(self.network.layers[key], (nn.MaxPool2d, nn.AvgPool2d))
+            if size and resolution and size < resolution and not pooling and stages[-1]:
                 stages.append([])
+            stages[-1].append(key)
+            if size and resolution and size < resolution and pooling:
+                stages.append([])
+            resolution = size or resolution
         stages = [stage for stage in stages if stage]
-        if len(stages) > 1 and not any(p for key in stages[-1] for p in self.network.layers[key].parameters()):
+        if len(stages) > 1 and not sum(p.numel() for key in stages[-1] for p in self.network.layers[key].parameters()):
             stages[-2:] = [stages[-2] + stages[-1]]  # a trailing dropout is no stage of its own
         return stages
 

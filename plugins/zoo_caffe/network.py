@@ -41,7 +41,7 @@ class CaffeNetwork(nn.Module):
         self.wiring: list[tuple[str, list[str], list[str]]] = []  # (module key, bottoms, tops)
         self.caffe_names: dict[str, str] = {}  # module key → Caffe layer name
         self.caffe_types: dict[str, str] = {}
-        self.downsampling: set[str] = set()  # pooling layers that shrink the feature maps: stage boundaries
+        self.spatial: dict[str, tuple[int, ...]] = {}  # module key → (H, W) of its output, for 4-D outputs
         blobs: dict[str, torch.Tensor] = {self.input_name: torch.zeros(self.input_shape)}
         for layer in layers:
             if layer.type in INPUT_TYPES:
@@ -62,8 +62,8 @@ class CaffeNetwork(nn.Module):
         self.caffe_names[key], self.caffe_types[key] = layer.name, layer.type
         with torch.no_grad():
             outputs = module.eval()(*[blobs[name] for name in layer.bottoms])
-        if layer.type == "Pooling" and outputs.shape[2:] < blobs[layer.bottoms[0]].shape[2:]:
-            self.downsampling.add(key)
+        if outputs.dim() == 4:
+            self.spatial[key] = tuple(outputs.shape[2:])
         for top in layer.tops:
             blobs[top] = outputs
 
