@@ -7,7 +7,6 @@ The folder written holds ``model.safetensors``, the ``deploy.prototxt`` the back
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -20,6 +19,7 @@ from safetensors.torch import save_file
 from zoo_caffe.layers import InnerProduct
 from zoo_caffe.network import CaffeNetwork
 from zoo_caffe.reader import read_mean, read_net, read_weights
+from zoo_core.hashing import file_digest
 from zoo_core.registry import parse_spec
 from zoo_core.specs import ModelSpec
 
@@ -28,7 +28,7 @@ __all__ = ["DEPLOY", "IMAGENET_BGR_MEAN", "convert_caffe", "converted_folder"]
 DEPLOY = Path(__file__).parent / "deploy"  # the definitions of the registry's Caffe Model Zoo entries
 
 IMAGENET_BGR_MEAN = (104.0, 117.0, 123.0)  # the per-channel ImageNet mean, as Caffe's examples give it
-RESIZE = 256  # BVLC models were trained on 256-pixel images, cropped to their input size
+RESIZE = 256  # ImageNet-sized Caffe nets (inputs of 192-256 pixels) were trained on crops of 256-pixel resizes
 
 
 def convert_caffe(prototxt: Path, caffemodel: Path, out: Path, name: str | None = None,
@@ -57,12 +57,12 @@ def convert_caffe(prototxt: Path, caffemodel: Path, out: Path, name: str | None 
             "modality": "image", "tags": ["caffe", "converted"],
             "description": f"converted by zoo from {caffemodel.name} and {prototxt.name}",
             "source": {"url": out.resolve().as_uri(), "files": ["deploy.prototxt", "model.safetensors"]},
-            "sha256": {file.name: hashlib.sha256(file.read_bytes()).hexdigest()
-                       for file in (staging / "deploy.prototxt", staging / "model.safetensors")},
+            "sha256": {name: file_digest(staging / name) for name in ("deploy.prototxt", "model.safetensors")},
             "input": {"channels": channels, "height": height, "width": width, "mean": channel_mean,
-                      "std": [1.0] * channels, "interpolation": "bilinear", "crop_pct": height / RESIZE,
+                      "std": [1.0] * channels, "interpolation": "bilinear",
+                      "crop_pct": height / RESIZE if 0.75 * RESIZE <= height <= RESIZE else 1.0,
                       "channel_order": "BGR", "value_range": [0, 255]},
-            "output": {"num_classes": int(outputs), "feature_dim": _classifier_inputs(network)},
+            "output": {"num_classes": int(outputs), **_classifier_inputs(network)},
             "params": sum(parameter.numel() for parameter in network.parameters()),
         }  # fmt: skip
         spec = parse_spec(entry, str(out / "spec.json"))
@@ -74,9 +74,10 @@ def convert_caffe(prototxt: Path, caffemodel: Path, out: Path, name: str | None 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _classifier_inputs(network: CaffeNetwork) -> int:
-    """What the last InnerProduct reads: the features a new head gets."""
-    return [module.in_features for module in network.layers.values() if isinstance(module, InnerProduct)][-1]
+def _classifier_inputs(network: CaffeNetwork) -> dict[str, int]:
+    """`feature_dim`: what the last InnerProduct reads, the features a new head gets (none without one)."""
+    widths = [module.in_features for module in network.layers.values() if isinstance(module, InnerProduct)]
+    return {"feature_dim": widths[-1]} if widths else {}
 
 
 def converted_folder(spec: ModelSpec, downloads: Path) -> Path:
