@@ -202,6 +202,8 @@ def test_the_dynamo_exporter_on_request(run: Path, tmp_path: Path, capsys: pytes
     report = json.loads(capsys.readouterr().out)
     assert exited.value.code == 0 and report["exporter"] == "dynamo" and report["exporter_reason"] == "asked for"
     assert report["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
+    batch = onnx.load(str(tmp_path / "dynamo" / "model.onnx")).graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param == "batch"  # dynamic, not the traced 2
     with pytest.raises(SystemExit) as exited:
         main(["export", str(run), "--out", str(tmp_path / "auto")])
     captured = capsys.readouterr()

@@ -244,19 +244,22 @@ def _export(graph: Any, subject: _Subject, path: Path, exporter: str) -> None:
 
     example, feeds = next(_batches(subject, (subject.validation * 2)[:2]))  # batch 2 keeps the batch axis dynamic
     names = list(feeds)
-    axes = {name: {0: "batch", 1: "sequence"} if subject.spec.modality == "text" else {0: "batch"} for name in names}
-    options: dict[str, Any] = {"input_names": names, "output_names": ["logits"],
-                               "dynamic_axes": {**axes, "logits": {0: "batch"}}}  # fmt: skip
+    text = subject.spec.modality == "text"
+    options: dict[str, Any] = {"input_names": names, "output_names": ["logits"]}
     if exporter == "dynamo":
         if importlib.util.find_spec("onnxscript") is None:
             raise ExportError("the dynamo exporter needs onnxscript ≥ 0.6: pip install 'zoo-tl[onnx]', or leave "
                               "the exporter to zoo's choice")  # fmt: skip
+        batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+        shapes = tuple({0: batch, 1: sequence} if text else {0: batch} for _ in names)
         torch.onnx.export(graph, example, str(path), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False,
-                          external_data=False, **options)  # fmt: skip
+                          external_data=False, dynamic_shapes=shapes, **options)  # fmt: skip
     else:
+        axes = {name: {0: "batch", 1: "sequence"} if text else {0: "batch"} for name in names}
         with warnings.catch_warnings():  # torch deprecates the TorchScript exporter; it is our choice, see above
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(graph, example, str(path), dynamo=False, opset_version=OPSET, **options)
+            torch.onnx.export(graph, example, str(path), dynamo=False, opset_version=OPSET,
+                              dynamic_axes={**axes, "logits": {0: "batch"}}, **options)  # fmt: skip
     _save(onnx.load(str(path)), path)
     onnx.checker.check_model(str(path))
 

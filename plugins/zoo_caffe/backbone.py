@@ -49,11 +49,12 @@ class CaffeBackbone(Backbone):
         resolution: tuple[int, ...] | None = None
         for key in keys:
             size = self.network.spatial.get(key)
+            shrinks = bool(size and resolution and size < resolution)
             pooling = isinstance(self.network.layers[key], (nn.MaxPool2d, nn.AvgPool2d))
-            if size and resolution and size < resolution and not pooling and stages[-1]:
+            if shrinks and not pooling and stages[-1]:
                 stages.append([])
             stages[-1].append(key)
-            if size and resolution and size < resolution and pooling:
+            if shrinks and pooling:
                 stages.append([])
             resolution = size or resolution
         stages = [stage for stage in stages if stage]

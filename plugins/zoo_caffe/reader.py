@@ -79,7 +79,9 @@ def read_mean(path: Path) -> np.ndarray:
 
 
 def _net(net: Any) -> Net:
-    layers = [_layer(layer) for layer in net.layer] + [_v1_layer(layer) for layer in net.layers]
+    layers = [_layer(layer, layer.type) for layer in net.layer] + [
+        _layer(layer, _v1_type(layer)) for layer in net.layers
+    ]
     inputs: dict[str, tuple[int, ...]] = {}
     for index, name in enumerate(net.input):
         if len(net.input_shape) > index:
@@ -89,19 +91,23 @@ def _net(net: Any) -> Net:
     return Net(net.name, inputs, layers)
 
 
-def _layer(layer: Any) -> Layer:
-    train_only = any(rule.HasField("phase") and rule.phase == caffe_pb2.TRAIN for rule in layer.include) or any(
-        rule.HasField("phase") and rule.phase == caffe_pb2.TEST for rule in layer.exclude
-    )
-    return Layer(layer.name, layer.type, list(layer.bottom), list(layer.top), layer,
-                 [_array(blob) for blob in layer.blobs], train_only)  # fmt: skip
+def _layer(layer: Any, kind: str) -> Layer:
+    return Layer(layer.name, kind, list(layer.bottom), list(layer.top), layer,
+                 [_array(blob) for blob in layer.blobs], _train_only(layer))  # fmt: skip
 
 
-def _v1_layer(layer: Any) -> Layer:
+def _v1_type(layer: Any) -> str:
     kind = caffe_pb2.V1LayerParameter.LayerType.Name(layer.type)
-    train_only = any(rule.HasField("phase") and rule.phase == caffe_pb2.TRAIN for rule in layer.include)
-    return Layer(layer.name, V1_TYPES.get(kind, kind), list(layer.bottom), list(layer.top), layer,
-                 [_array(blob) for blob in layer.blobs], train_only)  # fmt: skip
+    return V1_TYPES.get(kind, kind)
+
+
+def _train_only(layer: Any) -> bool:
+    """Included only in the TRAIN phase, or excluded from TEST: not part of the deployed net."""
+
+    def phase(rules: Any, wanted: int) -> bool:
+        return any(rule.HasField("phase") and rule.phase == wanted for rule in rules)
+
+    return phase(layer.include, caffe_pb2.TRAIN) or phase(layer.exclude, caffe_pb2.TEST)
 
 
 def _array(blob: Any) -> np.ndarray:
