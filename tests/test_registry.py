@@ -119,14 +119,18 @@ def test_boolean_is_not_a_number(write_registry: Callable[..., Path]) -> None:
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "weights/../../x", "C:/x", "a\\\\b"])
 def test_file_names_cannot_leave_the_model_folder(write_registry: Callable[..., Path], name: str) -> None:
     path = write_registry(image_entry("a.b").replace('"model.safetensors"', f'"{name}"'))
-    assert "field 'source.files'" in _one_error(path) and "leaves the model's folder" in _one_error(path)
+    assert "field 'source.files'" in _one_error(path) and "is not a safe file name" in _one_error(path)
 
 
 def test_sha256_must_be_hex_and_name_a_listed_file(write_registry: Callable[..., Path]) -> None:
     bad_hex = write_registry(image_entry("a.b") + 'sha256 = { "model.safetensors" = "xyz" }\n')
-    assert "field 'sha256.model.safetensors': expected 64 hexadecimal characters" in _one_error(bad_hex)
+    assert "field 'sha256.model.safetensors': 'xyz' is not a sha256: expected 64 hexadecimal characters" in _one_error(
+        bad_hex
+    )
     short_sha1 = write_registry(image_entry("a.b") + 'sha1 = { "model.safetensors" = "abc" }\n', "sha1.toml")
-    assert "field 'sha1.model.safetensors': expected 40 hexadecimal characters" in _one_error(short_sha1)
+    assert "field 'sha1.model.safetensors': 'abc' is not a sha1: expected 40 hexadecimal characters" in _one_error(
+        short_sha1
+    )
     other = write_registry(image_entry("a.b") + f'sha256 = {{ "other.bin" = "{"0" * 64}" }}\n', "b.toml")
     assert "names a file that is not in source.files" in _one_error(other)
 
@@ -170,5 +174,5 @@ def test_parse_spec_errors_are_value_errors() -> None:
                     "source": {"hub": "o/r"}, "input": {}}, "plugin 'x'")  # fmt: skip
     entry = {"name": "a", "aliases": ["bad name"], "plugin": "p", "arch": "a", "family": "f", "task": "t",
              "modality": "embedding", "source": {"hub": "o/r"}, "input": {"dim": 2}}  # fmt: skip
-    with pytest.raises(RegistryError, match="here: model 'a': field 'aliases': 'bad name' may hold only"):
+    with pytest.raises(RegistryError, match="here: model 'a': field 'aliases': 'bad name' is not a model name"):
         parse_spec(entry, "here")

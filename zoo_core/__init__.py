@@ -20,6 +20,7 @@ from zoo_core.checks import CheckReport, Finding
 from zoo_core.compatibility import check
 from zoo_core.download import download, fetch
 from zoo_core.errors import (
+    ArchiveError,
     ChecksumError,
     DataError,
     DownloadError,
@@ -30,7 +31,9 @@ from zoo_core.errors import (
     PluginUnavailableError,
     RegistryError,
     RegistryWarning,
+    UnsafeValueError,
     UnsafeWeightsError,
+    UntrustedServerError,
     WeightsFormatError,
     ZooError,
 )
@@ -43,6 +46,7 @@ from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source
 from zoo_core.zeroshot import zero_shot
 
 __all__ = [  # Backbone, Predictor and export_onnx are reached lazily (see __getattr__): they import torch/ORT
+    "ArchiveError",
     "Catalogue",
     "CheckReport",
     "ChecksumError",
@@ -64,7 +68,9 @@ __all__ = [  # Backbone, Predictor and export_onnx are reached lazily (see __get
     "Requirement",
     "Source",
     "TextInput",
+    "UnsafeValueError",
     "UnsafeWeightsError",
+    "UntrustedServerError",
     "WeightsFormatError",
     "ZooError",
     "__version__",

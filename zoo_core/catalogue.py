@@ -156,6 +156,9 @@ class Catalogue:
         found = self._find(name)
         if found is not None:
             return self._named([found])[0]
+        skipped = [note for note in self.notes if f"model '{name}': " in note]
+        if skipped:  # say why rather than "no such model": its entry was refused
+            raise ModelNotFoundError(f"'{name}' is not in the catalogue: its entry was skipped, {skipped[-1]}")
         keys = [row[0] for row in self._db.execute("SELECT key FROM lookup")]
         close = difflib.get_close_matches(name.lower(), keys, n=3, cutoff=0.6)
         suggestion = ", ".join(f"'{self._find(key)}'" for key in close)

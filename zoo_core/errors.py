@@ -8,6 +8,7 @@ still handles them. Messages say what happened and what to type to fix it; the C
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
     "ChecksumError",
     "DataError",
     "DownloadError",
@@ -18,7 +19,9 @@ __all__ = [
     "PluginUnavailableError",
     "RegistryError",
     "RegistryWarning",
+    "UnsafeValueError",
     "UnsafeWeightsError",
+    "UntrustedServerError",
     "WeightsFormatError",
     "ZooError",
 ]
@@ -69,8 +72,23 @@ class ChecksumError(ZooError, ValueError):
     """A file's bytes do not match the digest the registry or the hub promised; nothing was kept."""
 
 
+class ArchiveError(ZooError, ValueError):
+    """A cache archive is unreadable, or its manifest or members are not what `zoo cache export` writes."""
+
+
+class UntrustedServerError(DownloadError):
+    """A hub or mirror sent metadata that could lead a write astray (an ETag or commit that is not a digest)."""
+
+
 class NotCachedError(ZooError, FileNotFoundError):
     """Offline, and the model's files are not in the cache."""
+
+
+class UnsafeValueError(ZooError, ValueError):
+    """A value from outside (registry, server header, archive) is malformed or would lead outside zoo's folders.
+
+    Raised by `zoo_core.validate` before the value becomes a path, a name or a "verified" claim.
+    """
 
 
 class UnsafeWeightsError(ZooError, ValueError):

@@ -8,22 +8,22 @@ known), the entry and the field, with the fix. A bad entry never stops the other
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
-from zoo_core.errors import RegistryError
+from zoo_core import validate
+from zoo_core.errors import RegistryError, UnsafeValueError
 from zoo_core.specs import MODALITIES, EmbeddingInput, ImageInput, InputSpec, ModelSpec, Output, Source, TextInput
 
-__all__ = ["is_safe_file_name", "parse_spec", "read_registry_file"]
+__all__ = ["parse_spec", "read_registry_file"]
 
 _MODEL_HEADER = re.compile(r"^\s*\[\[\s*model\s*\]\]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
-_DIGEST_LENGTH = {"sha256": 64, "sha1": 40}  # hexadecimal characters
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
 
 _TOP_FIELDS = (
     "name", "aliases", "plugin", "arch", "family", "task", "modality", "license", "tags", "description",
@@ -59,6 +59,13 @@ class _Fields:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
                 hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
                 self.fail(key, f"unknown field; {hint}")
+
+    def checked(self, key: str, value: object, validator: Callable[[object, str], str]) -> str:
+        """`value` (from field `key`) passed through one of `zoo_core.validate`'s checks."""
+        try:
+            return validator(value, f"{self.where}: field '{self.prefix}{key}'")
+        except UnsafeValueError as error:
+            raise RegistryError(str(error)) from None
 
     def get(self, key: str, kind: type | tuple[type, ...], what: str, required: bool = False) -> Any:
         if key not in self.table:
@@ -127,19 +134,6 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def is_safe_file_name(name: str) -> bool:
-    """Whether a file name from a registry or an archive stays inside the model's folder."""
-    path = PurePosixPath(name)
-    return bool(name) and not (
-        path.is_absolute() or "\\" in name or ".." in path.parts or re.match(r"^[A-Za-z]:", name)
-    )
-
-
-def _check_file_name(fields: _Fields, name: str) -> None:
-    if not is_safe_file_name(name):
-        fields.fail("files", f"{name!r} leaves the model's folder; use a path relative to the repo root")
-
-
 def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
     source = fields.sub("source", _SOURCE_FIELDS, required=True)
     assert source is not None
@@ -148,26 +142,27 @@ def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
         fields.fail("source", 'give exactly one of hub = "org/repo" or url = "https://…"')
     files = source.strings("files")
     for name in files:
-        _check_file_name(source, name)
+        source.checked("files", name, validate.file_name)
+    revision, endpoint = source.text("revision"), source.text("endpoint")
     return Source(
-        hub=hub,
-        revision=source.text("revision"),
+        hub=None if hub is None else source.checked("hub", hub, validate.repo_id),
+        revision=None if revision is None else source.checked("revision", revision, validate.revision),
         files=files,
         url=url,
-        endpoint=source.text("endpoint") or default_endpoint,
+        endpoint=source.checked("endpoint", endpoint, validate.endpoint) if endpoint else default_endpoint,
     )
 
 
 def _parse_digests(fields: _Fields, files: tuple[str, ...], kind: str) -> dict[str, str]:
     """The `sha256` (or `sha1`) table: file name → hex digest."""
     table = fields.get(kind, dict, 'a table of file = "hex digest"') or {}
-    for name, digest in table.items():
-        length = _DIGEST_LENGTH[kind]
-        if not isinstance(digest, str) or not re.fullmatch(f"[0-9a-f]{{{length}}}", digest.lower()):
-            fields.fail(f"{kind}.{name}", f"expected {length} hexadecimal characters, got {digest!r}")
+    digests = {}
+    for name, value in table.items():
+        fields.checked(kind, name, validate.file_name)
         if files and name not in files:
             fields.fail(f"{kind}.{name}", f"names a file that is not in source.files {list(files)}")
-    return {name: digest.lower() for name, digest in table.items()}
+        digests[name] = fields.checked(f"{kind}.{name}", value, functools.partial(validate.digest, kind=kind))
+    return digests
 
 
 def _parse_input(fields: _Fields, modality: str) -> InputSpec:
@@ -196,8 +191,8 @@ def _parse_input(fields: _Fields, modality: str) -> InputSpec:
             pooling=table.choice("pooling", ("cls", "mean"), "cls"),  # type: ignore[arg-type]
         )
     file = table.text("file")
-    if file is not None and not is_safe_file_name(file):
-        table.fail("file", f"{file!r} leaves the model's folder; name a file relative to it")
+    if file is not None:
+        table.checked("file", file, validate.file_name)
     return EmbeddingInput(
         dim=table.count("dim", minimum=1, required=True) or 0,
         vocab_size=table.count("vocab_size", minimum=1),
@@ -236,8 +231,7 @@ def parse_spec(
     name = fields.text("name", required=True) or ""
     aliases = fields.strings("aliases")
     for key, each in [("name", name), *(("aliases", alias) for alias in aliases)]:
-        if not _NAME.match(each):
-            fields.fail(key, f"{each!r} may hold only letters, digits and . _ - / +")
+        fields.checked(key, each, validate.model_name)
     modality = fields.choice("modality", MODALITIES) or ""
     source = _parse_source(fields, default_endpoint)
     output = fields.sub("output", _OUTPUT_FIELDS)
@@ -307,8 +301,11 @@ def read_registry_file(path: Path) -> tuple[list[ModelSpec], list[RegistryError]
     endpoint = document.get("endpoint")
     if not isinstance(entries, list):
         return [], [RegistryError(f"{path}: 'model' must be an array of [[model]] tables")]
-    if not isinstance(endpoint, str | None):
-        return [], [RegistryError(f"{path}: 'endpoint' must be a URL string, got {endpoint!r}")]
+    if endpoint is not None:
+        try:
+            endpoint = validate.endpoint(endpoint, f"{path}: top-level field 'endpoint'")
+        except UnsafeValueError as error:
+            return [], [RegistryError(str(error))]
 
     lines = [number for number, row in enumerate(text.splitlines(), 1) if _MODEL_HEADER.match(row)]
     specs: list[ModelSpec] = []

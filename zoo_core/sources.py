@@ -39,7 +39,7 @@ __all__ = ["builtin_registry", "default_catalogue", "load_catalogue", "reset_cat
 
 _CACHES_KEPT = 8
 # The index is derived by this code too: a changed module (a new zoo, or a developer's edit) rebuilds it.
-_INDEX_CODE = ("catalogue.py", "registry.py", "specs.py")
+_INDEX_CODE = ("catalogue.py", "registry.py", "specs.py", "validate.py")
 
 Source = Path | tuple[str, list[ModelSpec]]  # a registry file, or (plugin origin, specs it built)
 
