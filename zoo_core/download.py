@@ -45,7 +45,7 @@ def fetch(
             record = fetch_from_hub(spec, settings, revision=revision, offline=offline, force=force, quiet=quiet,
                                     known=known)  # fmt: skip
         else:
-            record = fetch_from_url(spec, settings, offline=offline, force=force, quiet=quiet)
+            record = fetch_from_url(spec, settings, offline=offline, force=force, quiet=quiet, known=known)
     except ChecksumError:
         remove_record(settings.home, spec.name)  # its files were deleted with the bad download
         raise

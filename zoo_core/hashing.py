@@ -11,7 +11,7 @@ import re
 import threading
 from pathlib import Path
 
-__all__ = ["GrowingFileHasher", "digest_kind", "file_digest", "git_blob_sha1"]
+__all__ = ["GrowingFileHasher", "digest_kind", "file_digest", "git_blob_sha1", "matches_etag"]
 
 _CHUNK = 1 << 24
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -39,6 +39,17 @@ def digest_kind(etag: str) -> str | None:
     if _SHA1.match(etag):
         return "git-sha1"
     return None
+
+
+def matches_etag(path: Path, etag: str, sha256: str) -> bool:
+    """Whether a file (whose sha256 is given) has the content a hub ETag names: its sha256 or git blob sha1.
+
+    An ETag that is neither digest names no content, so nothing matches it.
+    """
+    kind = digest_kind(etag)
+    if kind == "sha256":
+        return sha256 == etag
+    return kind == "git-sha1" and git_blob_sha1(path) == etag
 
 
 class GrowingFileHasher:

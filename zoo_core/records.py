@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo_core import validate
+
 __all__ = ["FileRecord", "ModelRecord", "read_record", "read_records", "record_path", "remove_record", "write_record"]
 
 
@@ -25,8 +27,10 @@ class FileRecord:
     path: str  # where it is on this machine
     size: int
     sha256: str
-    verified_by: str | None  # "registry sha256", "hub sha256", "hub git sha1", or None (nothing to check against)
+    verified_by: str | None  # "registry sha256"/"registry sha1", "hub sha256"/"hub git sha1", None: nothing to check
     etag: str | None = None  # the hub's ETag (the blob's name in the hub cache); None for URL sources
+    mtime_ns: int | None = None  # the file's modification time when it was hashed: a change means hash again
+    sha1: str | None = None  # for a file the registry pins by sha1 only: the sha1 it was verified against
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ class ModelRecord:
 
 
 def record_path(home: Path, model: str) -> Path:
-    return home / "records" / f"{model.replace('/', '--')}.json"
+    return home / "records" / f"{validate.path_part(validate.model_name(model, 'a record'))}.json"
 
 
 def write_record(home: Path, record: ModelRecord) -> None:
