@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from zoo_core.cache import prune, remove, verify
+from zoo_core.cache import BAD_STATES, model_state, prune, remove, verify
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table
 from zoo_core.records import read_records
@@ -24,30 +24,40 @@ def cache_group() -> None:
 
 @cache_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-def list_command(as_json: bool) -> None:
-    """Cached models: revision, size, and whether every file was verified."""
+@click.pass_obj
+def list_command(state: State, /, as_json: bool) -> None:
+    """Cached models: revision, size, and whether every file is verified against the digest named now.
+
+    verified: yes; no (nothing to check against); stale (the registry now names another digest: download
+    again); changed (a file changed since it was hashed: run `zoo cache verify`).
+    """
+    catalogue = state.catalogue()
     records = sorted(read_records(Settings.from_env().home).values(), key=lambda record: record.model)
+    states = {r.model: model_state(r, catalogue.get(r.model) if r.model in catalogue else None) for r in records}
     if as_json:
-        print_json([{**record.to_dict(), "size": record.size, "verified": record.verified} for record in records])
+        listed = [{**r.to_dict(), "size": r.size, "state": states[r.model]} for r in records]
+        print_json([{**row, "verified": row["state"] == "yes"} for row in listed])
         return
-    rows = [
-        (r.model, r.source, (r.commit or "-")[:12], f"{format_count(r.size)}B", "yes" if r.verified else "no")
-        for r in records
-    ]
+    rows = [(r.model, r.source, (r.commit or "-")[:12], f"{format_count(r.size)}B", states[r.model]) for r in records]
     print_table(("model", "source", "revision", "size", "verified"), rows)
 
 
 @cache_group.command("verify")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-def verify_command(names: tuple[str, ...], as_json: bool) -> None:
-    """Re-hash cached files against their recorded sha256; exit 1 if any is corrupt or missing."""
-    checks = verify(Settings.from_env(), names)
+@click.pass_obj
+def verify_command(state: State, /, names: tuple[str, ...], as_json: bool) -> None:
+    """Re-hash cached files against the digest that vouches for each; exit 1 if any is corrupt, missing or stale.
+
+    The digest is the one the registry pins now, else the hub ETag (a content digest) the file is stored
+    under; "unverified" means neither exists.
+    """
+    checks = verify(Settings.from_env(), state.catalogue(), names)
     if as_json:
         print_json([asdict(check) for check in checks])
     else:
         print_table(("model", "file", "state"), [(c.model, c.name, c.state) for c in checks])
-    bad = [check for check in checks if check.state != "ok"]
+    bad = [check for check in checks if check.state in BAD_STATES]
     if bad:
         if not as_json:
             click.echo(f"{len(bad)} file(s) bad; fix: zoo download {bad[0].model} --force", err=True)
