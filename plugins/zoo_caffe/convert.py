@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from zoo_caffe.layers import InnerProduct
 from zoo_caffe.network import CaffeNetwork
 from zoo_caffe.reader import read_mean, read_net, read_weights
+from zoo_core import validate
 from zoo_core.hashing import file_digest
 from zoo_core.registry import parse_spec
 from zoo_core.specs import ModelSpec
@@ -94,7 +95,7 @@ def converted_folder(spec: ModelSpec, downloads: Path) -> Path:
     if len(models) != 1:
         raise PluginError(f"'{spec.name}': expected one .caffemodel in {downloads}, found {[p.name for p in models]}")
     digest = (dict(spec.sha1) | dict(spec.sha256)).get(models[0].name, "local")[:16]
-    folder = Settings.from_env().home / "converted" / spec.name.replace("/", "--") / digest
+    folder = Settings.from_env().home / "converted" / validate.path_part(spec.name) / digest
     if not (folder / "model.safetensors").exists():
         convert_caffe(deploy, models[0], folder, spec.name)
     return folder

@@ -19,6 +19,7 @@ from typing import IO, Any, cast
 
 import numpy as np
 
+from zoo_core import validate
 from zoo_core.errors import WeightsFormatError
 from zoo_core.settings import Settings
 from zoo_core.specs import EmbeddingInput, ModelSpec
@@ -136,7 +137,7 @@ def load_vectors(spec: ModelSpec, files: Path, settings: Settings | None = None)
     """The spec's vectors: memory-mapped from zoo's store, parsed from `files` the first time."""
     assert isinstance(spec.input, EmbeddingInput)
     settings = settings or Settings.from_env()
-    store = settings.home / "vectors" / f"{spec.name.replace('/', '--')}-{_fingerprint(files)}"
+    store = settings.home / "vectors" / f"{validate.path_part(spec.name)}-{_fingerprint(files)}"
     if not (store / "vectors.npy").exists():
         with _open_source(files, spec.input) as (stream, name):
             words, matrix = read_vectors(stream, name, spec.input.format)

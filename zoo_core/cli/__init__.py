@@ -64,11 +64,15 @@ def _register_commands() -> None:
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-    click.echo(f"zoo: warning: {message}", err=True)
+    from zoo_core.cli.output import printable
+
+    click.echo(f"zoo: warning: {printable(str(message))}", err=True)
 
 
 def main(args: Sequence[str] | None = None) -> None:
     """Run the CLI and exit with its status: 0 ok, 1 user error, 2 usage error."""
+    from zoo_core.cli.output import printable
+
     args = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in args
     with warnings.catch_warnings():
@@ -86,11 +90,12 @@ def main(args: Sequence[str] | None = None) -> None:
         except ZooError as error:
             if debug:
                 raise
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {printable(str(error))}", err=True)
             status = 1
         except Exception as error:
             if debug:
                 raise
-            click.echo(f"Error: {type(error).__name__}: {error} (run again with --debug for the traceback)", err=True)
+            message = printable(f"{type(error).__name__}: {error}")
+            click.echo(f"Error: {message} (run again with --debug for the traceback)", err=True)
             status = 1
     sys.exit(status if isinstance(status, int) else 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from zoo_core.cli import State
-from zoo_core.cli.output import format_count, print_json
+from zoo_core.cli.output import format_count, print_json, printable
 from zoo_core.download import fetch
 from zoo_core.records import ModelRecord
 from zoo_core.settings import Settings
@@ -20,7 +20,7 @@ def _summary(record: ModelRecord) -> str:
     where = f"{record.repo} @ {record.commit}" if record.commit else str(record.repo)
     checked = "verified" if record.verified else "not verified (no digest to check against)"
     count = f"{len(record.files)} file{'s' if len(record.files) != 1 else ''}"
-    return f"{record.model}: {where}, {count}, {format_count(record.size)}B, {checked}"
+    return printable(f"{record.model}: {where}, {count}, {format_count(record.size)}B, {checked}")
 
 
 @click.command("download")

@@ -13,7 +13,7 @@ import click
 
 from zoo_core.catalogue import Filters
 from zoo_core.cli import State
-from zoo_core.cli.output import format_count, parse_count, print_json, print_table
+from zoo_core.cli.output import format_count, parse_count, print_json, print_table, printable
 from zoo_core.specs import ModelSpec
 
 __all__ = ["COMMANDS"]
@@ -110,7 +110,7 @@ def info_command(state: State, /, name: str, as_json: bool) -> None:
     data["params"] = format_count(spec.params)
     width = max(len(key) for key in data)
     for key, value in data.items():
-        click.echo(f"{key.ljust(width)}  {_describe(value)}")
+        click.echo(f"{key.ljust(width)}  {printable(_describe(value))}")
 
 
 COMMANDS = (list_command, search_command, info_command)

@@ -1,7 +1,8 @@
 """Features of a frozen backbone, computed once per model, preprocessing and dataset, and cached on disk.
 
-The cache key holds the model name and revision, the preprocessing (its repr), the backbone's output
-width (which `drop_last` changes) and the dataset fingerprint, so a second run on the same data reuses the
+The cache key holds the model name and the sha256 of every weight file (the record's, so a URL model and
+a hub model are keyed alike and new weights under an old name or revision miss the cache), `drop_last`,
+the preprocessing (its repr) and the dataset fingerprint, so a second run on the same data reuses the
 features and any change recomputes them.
 """
 

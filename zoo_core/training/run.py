@@ -101,11 +101,11 @@ def _logreg_head(train_x: np.ndarray, train_y: list[int], classes: int, seed: in
     return head
 
 
-def _features_run(backbone: Any, spec: ModelSpec, revision: str, train: Dataset, val: Dataset, transform: Any,
+def _features_run(backbone: Any, spec: ModelSpec, weights: str, train: Dataset, val: Dataset, transform: Any,
                   options: FinetuneOptions, out: Path, resume: bool) -> tuple[nn.Module, list[Epoch]]:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     cache = Settings.from_env().home / "features"
-    key = [spec.name, revision, f"drop_last={options.drop_last}"]
+    key = [spec.name, weights, f"drop_last={options.drop_last}"]
     train_x = cached_features(backbone, key, train, transform, options.batch_size, cache)
     val_x = cached_features(backbone, key, val, transform, options.batch_size, cache)
     classes = len(train.classes)
@@ -209,7 +209,8 @@ def finetune(model: str | ModelSpec, data: Path, out: Path, options: FinetuneOpt
         backbone.drop_last(options.drop_last)
     transform = report.transform
     if options.strategy == "features":
-        head, curve = _features_run(backbone, spec, record.commit or "", train, val, transform, options, out, resume)
+        weights = " ".join(f"{file.name}={file.sha256}" for file in sorted(record.files, key=lambda file: file.name))
+        head, curve = _features_run(backbone, spec, weights, train, val, transform, options, out, resume)
         trained = TransferModel(backbone, head)
     else:
         trained = TransferModel(backbone, make_head(options.head, backbone.feature_dim, len(train.classes)))
@@ -242,7 +243,15 @@ def _scratch_curve(spec: ModelSpec, backbone: Any, train: Dataset, val: Dataset,
         random_vectors = backbone.scratch_copy(options.seed)
         scratch_spec = dataclasses.replace(spec, name=f"{spec.name}.random")
         _, curve = _features_run(
-            random_vectors, scratch_spec, "random", train, val, transform, options, out / "scratch", False
+            random_vectors,
+            scratch_spec,
+            f"random seed={options.seed}",
+            train,
+            val,
+            transform,
+            options,
+            out / "scratch",
+            False,
         )
         return curve
     scratch_backbone = load(spec, pretrained=False)
