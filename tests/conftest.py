@@ -47,6 +47,41 @@ def write_registry(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+WEIGHTS = bytes(range(256)) * 4096  # 1 MiB, served as an LFS file (ETag = sha256)
+CONFIG = b'{"hidden_size": 8}\n'  # served as a git file (ETag = git blob sha1)
+REGISTRY = """
+[[model]]
+name = "tiny.v1"
+plugin = "timm"
+arch = "tiny"
+family = "tiny"
+task = "image-classification"
+modality = "image"
+source = { hub = "org/tiny", files = ["config.json", "model.safetensors"] }
+input = {}
+"""
+
+
+@pytest.fixture
+def tiny(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """org/tiny on the test hub (returns its commit), and tiny.v1 in the catalogue (through ZOO_REGISTRY)."""
+    registry = tmp_path / "tiny.toml"
+    registry.write_text(REGISTRY)
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    return hub.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": WEIGHTS})
+
+
+def move_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
+    """Switch to a fresh ZOO_HOME and HF_HOME, as on another machine."""
+    from zoo_core.sources import reset_catalogue
+
+    home = tmp_path / name
+    monkeypatch.setenv("ZOO_HOME", str(home / "zoo"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    reset_catalogue()
+    return home
+
+
 IMAGE_ENTRY = """
 [[model]]
 name = "{name}"

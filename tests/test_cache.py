@@ -9,31 +9,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Run
-from test_download import CONFIG, REGISTRY, WEIGHTS
+from conftest import CONFIG, WEIGHTS, Run, move_home
 
 import zoo_core
-from zoo_core.testing.hub import HubServer
-
-
-@pytest.fixture
-def tiny(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """org/tiny on the test hub, and tiny.v1 in the catalogue (through ZOO_REGISTRY)."""
-    registry = tmp_path / "tiny.toml"
-    registry.write_text(REGISTRY)
-    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
-    return hub.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": WEIGHTS})
-
-
-def move_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
-    """Switch to a fresh ZOO_HOME and HF_HOME, as on another machine."""
-    from zoo_core.sources import reset_catalogue
-
-    home = tmp_path / name
-    monkeypatch.setenv("ZOO_HOME", str(home / "zoo"))
-    monkeypatch.setenv("HF_HOME", str(home / "hf"))
-    reset_catalogue()
-    return home
 
 
 def test_download_prints_the_folder_and_the_commit(zoo: Run, tiny: str, zoo_env: Path) -> None:

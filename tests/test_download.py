@@ -12,14 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import CONFIG, REGISTRY, WEIGHTS
 
 import zoo_core
 from zoo_core import ChecksumError, DownloadError, NotCachedError, parse_spec
 from zoo_core.specs import ModelSpec
 from zoo_core.testing.hub import HubServer
-
-WEIGHTS = bytes(range(256)) * 4096  # 1 MiB, served as an LFS file (ETag = sha256)
-CONFIG = b'{"hidden_size": 8}\n'  # served as a git file (ETag = git blob sha1)
 
 
 def model(name: str = "tiny.v1", sha256: dict[str, str] | None = None, **source: object) -> ModelSpec:
@@ -30,12 +28,6 @@ def model(name: str = "tiny.v1", sha256: dict[str, str] | None = None, **source:
         "source": {"hub": "org/tiny", "files": ["config.json", "model.safetensors"], **source},
     }  # fmt: skip
     return parse_spec(entry, "test")
-
-
-@pytest.fixture
-def tiny(hub: HubServer) -> str:
-    """org/tiny on the test hub; returns its commit."""
-    return hub.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": WEIGHTS})
 
 
 def blobs(zoo_env: Path) -> list[str]:
@@ -181,19 +173,6 @@ def test_offline_makes_no_network_call(
     with pytest.raises(DownloadError):
         zoo_core.fetch(model(), force=True)  # online, the same socket does see connections
     assert accepted
-
-
-REGISTRY = """
-[[model]]
-name = "tiny.v1"
-plugin = "timm"
-arch = "tiny"
-family = "tiny"
-task = "image-classification"
-modality = "image"
-source = { hub = "org/tiny", files = ["config.json", "model.safetensors"] }
-input = {}
-"""
 
 
 @pytest.mark.slow

@@ -13,6 +13,10 @@ Faults are scripted per file, to test what the client and zoo do about them::
     hub.fail("org/model", "model.safetensors", "cut")         # connection closed halfway
     hub.fail("org/model", "model.safetensors", "500", times=2)
 
+A hostile server lies in its headers::
+
+    hub.lie("org/model", "model.safetensors", ETag='"../../x.pth"', **{"X-Repo-Commit": "../x"})
+
 Every request is logged in `hub.requests` as ``(method, path, headers)``.
 """
 
@@ -52,6 +56,7 @@ class HubServer:
     def __init__(self) -> None:
         self.repos: dict[str, _Repo] = {}
         self.faults: dict[tuple[str, str], list[str]] = {}
+        self.lies: dict[tuple[str, str], dict[str, str]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -74,6 +79,10 @@ class HubServer:
     def fail(self, repo: str, filename: str, fault: str, times: int = 1) -> None:
         """Script `fault` ("flip", "cut", or an HTTP status like "500") for the next `times` GETs."""
         self.faults.setdefault((repo, filename), []).extend([fault] * times)
+
+    def lie(self, repo: str, filename: str, **headers: str) -> None:
+        """Send these header values (``ETag``, ``X-Repo-Commit``, ``X-Linked-Etag``…) for every request of the file."""
+        self.lies.setdefault((repo, filename), {}).update(headers)
 
     def downloads(self, filename: str) -> list[dict[str, str]]:
         """The headers of every GET of `filename`."""
@@ -115,7 +124,7 @@ def etag_of(filename: str, data: bytes) -> str:
 def _tree_entry(name: str, data: bytes) -> dict[str, Any]:
     entry: dict[str, Any] = {"type": "file", "path": name, "size": len(data), "oid": git_blob_sha1(data)}
     if name.endswith(_LFS_SUFFIXES):
-        entry["lfs"] = {"oid": etag_of(name, data), "size": len(data)}
+        entry["lfs"] = {"oid": etag_of(name, data), "size": len(data), "pointerSize": 134}
     return entry
 
 
@@ -193,8 +202,9 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if found is None:
                 return
             commit, files = found
+            lies = hub.lies.get((repo, filename), {})
             if filename not in files:
-                self._error(404, "EntryNotFound", f"{filename} not in {repo}", commit)
+                self._error(404, "EntryNotFound", f"{filename} not in {repo}", lies.get("X-Repo-Commit", commit))
                 return
             fault = hub._take_fault(repo, filename, self.command)
             if fault is not None and fault.isdigit():
@@ -206,8 +216,9 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if match:
                 start, end = int(match.group(1)), int(match.group(2) or len(data) - 1) + 1
             self.send_response(206 if match else 200)
-            self.send_header("X-Repo-Commit", commit)
-            self.send_header("ETag", f'"{etag_of(filename, data)}"')
+            headers = {"X-Repo-Commit": commit, "ETag": f'"{etag_of(filename, data)}"', **lies}
+            for header, value in headers.items():
+                self.send_header(header, value)
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Length", str(end - start))
             if match:
