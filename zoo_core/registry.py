@@ -20,10 +20,11 @@ from zoo_core import validate
 from zoo_core.errors import RegistryError, UnsafeValueError
 from zoo_core.specs import MODALITIES, EmbeddingInput, ImageInput, InputSpec, ModelSpec, Output, Source, TextInput
 
-__all__ = ["parse_spec", "read_registry_file"]
+__all__ = ["check_spec", "parse_spec", "read_registry_file"]
 
 _MODEL_HEADER = re.compile(r"^\s*\[\[\s*model\s*\]\]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+_MAX_COUNT = 2**53  # exact in JSON and in the catalogue's SQLite index
 
 _TOP_FIELDS = (
     "name", "aliases", "plugin", "arch", "family", "task", "modality", "license", "tags", "description",
@@ -94,8 +95,8 @@ class _Fields:
 
     def count(self, key: str, minimum: int = 0, required: bool = False) -> int | None:
         value = self.get(key, int, "a whole number", required)
-        if value is not None and value < minimum:
-            self.fail(key, f"must be at least {minimum}, got {value}")
+        if value is not None and not minimum <= value <= _MAX_COUNT:
+            self.fail(key, f"must be from {minimum} to {_MAX_COUNT}, got {value}")
         return value  # type: ignore[no-any-return]
 
     def number(self, key: str) -> float | None:
@@ -258,6 +259,11 @@ def parse_spec(
         params=fields.count("params", minimum=1),
         origin=origin,
     )
+
+
+def check_spec(spec: ModelSpec, origin: str) -> ModelSpec:
+    """A spec a plugin built itself, validated exactly as a registry entry is (`RegistryError` otherwise)."""
+    return parse_spec(json.loads(json.dumps(spec.to_entry())), origin)
 
 
 def _read_document(path: Path) -> tuple[dict[str, Any], str]:

@@ -15,7 +15,6 @@ source rebuilds it, and an unchanged catalogue of any size opens in milliseconds
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,9 +27,9 @@ from pathlib import Path
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, write_index
-from zoo_core.errors import RegistryWarning
+from zoo_core.errors import RegistryError, RegistryWarning
 from zoo_core.plugins import each_result
-from zoo_core.registry import read_registry_file
+from zoo_core.registry import check_spec, read_registry_file
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 from zoo_core.user_registry import user_registry
@@ -93,8 +92,13 @@ def _merge(sources: Sequence[Source]) -> tuple[list[ModelSpec], list[str]]:
             specs, errors = read_registry_file(source)
             notes.extend(str(error) for error in errors)
         else:
-            origin, specs = source
-            specs = [spec if spec.origin else dataclasses.replace(spec, origin=origin) for spec in specs]
+            origin, offered = source
+            specs = []
+            for spec in offered:  # a plugin's own specs pass the same checks as registry entries
+                try:
+                    specs.append(check_spec(spec, spec.origin or origin))
+                except RegistryError as error:
+                    notes.append(str(error))
         for spec in specs:
             earlier = merged.pop(spec.name, None)  # pop: the overriding entry also takes the later position
             if earlier is not None and earlier.origin != spec.origin:

@@ -21,9 +21,9 @@ the path, resolved, must stay under its root.
 
 from __future__ import annotations
 
+import os
 import re
 import tarfile
-import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -77,8 +77,9 @@ def model_name(value: object, where: str) -> str:
     name = _text(value, where, "a model name")
     if len(name) > MAX_NAME_LENGTH:
         raise _refuse(where, name, f"is longer than {MAX_NAME_LENGTH} characters; choose a shorter name")
-    if not _NAME.fullmatch(name) or any(part in ("", ".", "..") for part in name.split("/")):
-        raise _refuse(where, name, "is not a model name: use letters, digits and . _ - / + (no empty, . or .. parts)")
+    if not _NAME.fullmatch(name) or "--" in name or any(part in ("", ".", "..") for part in name.split("/")):
+        problem = "is not a model name: use letters, digits and . _ - / + (no '--', no empty, . or .. parts)"
+        raise _refuse(where, name, problem)
     return name
 
 
@@ -148,7 +149,7 @@ def file_name(value: object, where: str) -> str:
         or name.startswith("/")
         or "\\" in name
         or _DRIVE.match(name)
-        or any(unicodedata.category(char) == "Cc" for char in name)
+        or not name.isprintable()
         or any(part in ("", ".", "..") or len(part.encode()) > _MAX_PART_BYTES for part in parts)
     ):
         problem = "is not a safe file name: give a path relative to the model's folder, without '..', '.', "
@@ -159,11 +160,16 @@ def file_name(value: object, where: str) -> str:
 def endpoint(value: object, where: str) -> str:
     """A hub or mirror URL, without its trailing slash."""
     text = _text(value, where, "a URL")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    if not text.isascii() or not text.isprintable() or " " in text:
+        raise _refuse(where, text, "is not a hub URL: it holds spaces, control or non-ASCII characters")
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and parts.hostname and not (parts.query or parts.fragment)
+        parts.port  # noqa: B018  (raises for a port out of range)
+    except ValueError:
+        valid = False
+    if not valid:
         raise _refuse(where, text, "is not a hub URL: expected http(s)://host[:port][/path]")
-    if any(unicodedata.category(char) == "Cc" or char.isspace() for char in text):
-        raise _refuse(where, text, "is not a hub URL: it holds spaces or control characters")
     return text.rstrip("/")
 
 
@@ -185,8 +191,14 @@ def path_part(name: str) -> str:
 
 
 def inside(root: Path, path: Path, where: str) -> Path:
-    """`path`, resolved, if it stays under `root` (also resolved); the check right before a write."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise UnsafeValueError(f"{where}: {path} resolves to {resolved}, outside {root}; nothing was written")
-    return resolved
+    """`path`, resolved, if it is under `root` with no symbolic link on the way; the check before a write.
+
+    `root` itself may be a link (a cache moved to another disk); a link between `root` and `path` — a
+    folder planted in the cache, or `path` itself — is refused, so a write cannot be redirected.
+    Write to the result with an atomic rename: a rename replaces a link rather than following it.
+    """
+    relative = Path(os.path.relpath(path, root))  # lexical: links are not followed here
+    expected = root.resolve() / relative
+    if relative.parts[:1] == ("..",) or path.resolve() != expected:
+        raise UnsafeValueError(f"{where}: {path} leads outside {root} or through a symbolic link; refused")
+    return expected
