@@ -1,9 +1,7 @@
 """Managing what is downloaded: list, verify, remove and prune the cached models zoo has records of.
 
-What "verified" means is decided here, once, for `zoo cache list` (from the records, without reading the
-files) and `zoo cache verify` (which hashes them): a file is verified only against the digest that vouches
-for it *now* — the sha256 (or sha1) the registry pins today, else the hub ETag it is stored under, which
-is a content digest. A record checked against a digest the registry no longer names is *stale*.
+`zoo cache list` judges from the records (without reading the files) and `zoo cache verify` hashes the
+files; both ask `zoo_core.verification.file_state` what a record vouches for today, so they agree.
 """
 
 from __future__ import annotations
@@ -16,14 +14,15 @@ from pathlib import Path
 from zoo_core import validate
 from zoo_core.catalogue import Catalogue
 from zoo_core.errors import ModelNotFoundError
-from zoo_core.hashing import digest_kind, file_digest, matches_etag
+from zoo_core.hashing import file_digest, matches_etag
+from zoo_core.hubcache import linked_blob
 from zoo_core.records import FileRecord, ModelRecord, read_records, record_path, remove_record, write_record
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
+from zoo_core.verification import file_state, unchanged
 
-__all__ = ["BAD_STATES", "FileCheck", "file_state", "model_state", "prune", "remove", "verify"]
+__all__ = ["BAD_STATES", "FileCheck", "model_state", "prune", "remove", "verify"]
 
-_HUB_CHECKS = ("hub sha256", "hub git sha1")
 BAD_STATES = ("corrupt", "missing", "stale")  # `zoo cache verify` exits 1 on these
 
 
@@ -41,33 +40,12 @@ def _spec(catalogue: Catalogue, model: str) -> ModelSpec | None:
     return catalogue.get(model) if model in catalogue else None
 
 
-def file_state(file: FileRecord, spec: ModelSpec | None) -> str:
-    """What a file's record vouches for today, without reading the file: "ok", "stale" or "unverified"."""
-    if spec is not None and file.name in spec.sha256:
-        return "ok" if file.sha256 == spec.sha256[file.name] else "stale"
-    if spec is not None and file.name in spec.sha1:
-        return "ok" if file.sha1 == spec.sha1[file.name] else "stale"
-    kind = digest_kind(file.etag or "")
-    if file.verified_by in _HUB_CHECKS and (kind == "git-sha1" or (kind == "sha256" and file.sha256 == file.etag)):
-        return "ok"
-    return "unverified"
-
-
-def _changed(file: FileRecord) -> bool:
-    """Whether the file is gone, or its size or modification time differ from when it was hashed."""
-    try:
-        stat = Path(file.path).stat()
-    except OSError:
-        return True
-    return (stat.st_size, stat.st_mtime_ns) != (file.size, file.mtime_ns)
-
-
 def model_state(record: ModelRecord, spec: ModelSpec | None) -> str:
     """`zoo cache list`'s verdict on a model: "yes", "stale", "changed" (run verify) or "no"."""
     states = [file_state(file, spec) for file in record.files]
     if "stale" in states:
         return "stale"
-    if any(_changed(file) for file in record.files):
+    if "unhashed" in states or not all(unchanged(file, Path(file.path)) for file in record.files):
         return "changed"
     return "yes" if all(state == "ok" for state in states) else "no"
 
@@ -81,22 +59,29 @@ def _recorded(settings: Settings, names: tuple[str, ...]) -> list[ModelRecord]:
 
 
 def _check(file: FileRecord, spec: ModelSpec | None) -> tuple[str, FileRecord]:
-    """Hash one file: its state, and its record with the modification time of this check."""
+    """Hash one file: its state, and its record as of this check (when its bytes are the recorded ones)."""
     path = Path(file.path)
     if not path.is_file():
         return "missing", file
+    stat = path.stat()  # before hashing: a write during the hash shows as a changed file later
     sha256 = file_digest(path)
     if sha256 != file.sha256 or (file.etag is not None and not matches_etag(path, file.etag, sha256)):
         return "corrupt", file
-    return file_state(file, spec), dataclasses.replace(file, mtime_ns=path.stat().st_mtime_ns)
+    sha1 = file_digest(path, "sha1") if spec is not None and file.name in spec.sha1 else file.sha1
+    checked = dataclasses.replace(file, mtime_ns=stat.st_mtime_ns, sha1=sha1)
+    return file_state(checked, spec), checked
 
 
-def verify(settings: Settings, catalogue: Catalogue, names: tuple[str, ...] = ()) -> list[FileCheck]:
+def verify(settings: Settings, names: tuple[str, ...] = (), catalogue: Catalogue | None = None) -> list[FileCheck]:
     """Re-hash every file of the named (default: all) cached models against the digest that vouches for it.
 
-    A file whose bytes are unchanged has its record's modification time refreshed, so `zoo cache list`
-    agrees with what was just checked.
+    `catalogue` (default: the environment's) says which digests the registry pins now. A file whose bytes
+    are the recorded ones has its record refreshed, so `zoo cache list` agrees with what was just checked.
     """
+    if catalogue is None:
+        from zoo_core.sources import default_catalogue
+
+        catalogue = default_catalogue()
     checks = []
     for record in _recorded(settings, names):
         spec = _spec(catalogue, record.model)
@@ -111,13 +96,14 @@ def verify(settings: Settings, catalogue: Catalogue, names: tuple[str, ...] = ()
 def _delete_hub_files(settings: Settings, record: ModelRecord, others: list[ModelRecord]) -> None:
     """Delete the model's snapshot links, and each blob no other recorded model uses."""
     kept = {file.etag for other in others for file in other.files}
+    where = f"the record of '{record.model}'"
     for file in record.files:
         path = Path(file.path)
-        where = f"the record of '{record.model}'"
-        blob = validate.inside(settings.hub_cache, path, where) if path.is_symlink() else None
         validate.inside(settings.hub_cache, path.parent, where)
+        blob = linked_blob(path)
         path.unlink(missing_ok=True)
         if blob is not None and blob.name not in kept and blob.parent.name == "blobs":
+            validate.inside(settings.hub_cache, blob.parent, where)
             blob.unlink(missing_ok=True)
 
 

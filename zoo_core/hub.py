@@ -19,19 +19,29 @@ locks behave as hub users expect. zoo adds what the client does not do:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from zoo_core import validate
 from zoo_core._version import __version__
-from zoo_core.errors import ChecksumError, DownloadError, NotCachedError, UnsafeValueError, ZooError
-from zoo_core.hashing import GrowingFileHasher, digest_kind, file_digest, matches_etag
+from zoo_core.errors import (
+    ChecksumError,
+    DownloadError,
+    NotCachedError,
+    UnsafeValueError,
+    UntrustedServerError,
+    ZooError,
+)
+from zoo_core.hashing import GrowingFileHasher, file_digest, matches_etag
+from zoo_core.hubcache import check_layout, linked_blob
 from zoo_core.hubheaders import guarded, refused
 from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
+from zoo_core.verification import HUB_CHECKS, etag_label, file_state, same_file
 
 __all__ = ["fetch_from_hub"]
 
@@ -62,18 +72,22 @@ class _HubFetch:
         assert spec.source.hub is not None
         self.spec, self.settings = spec, settings
         self.repo = validate.repo_id(spec.source.hub, f"'{spec.name}': source.hub")
-        self.endpoint = validate.endpoint(spec.source.endpoint or settings.endpoint, f"'{spec.name}': the endpoint")
+        default = validate.endpoint(settings.endpoint, "HF_ENDPOINT")  # the client reads it too, at import
+        mirror = spec.source.endpoint
+        self.endpoint = validate.endpoint(mirror, f"'{spec.name}': source.endpoint") if mirror else default
         self.asked = validate.revision(revision or spec.source.revision or "main", f"'{spec.name}': the revision")
         self.revision = self.asked
+        if offline and known is not None and known.commit and known.revision == self.asked:
+            self.revision = known.commit  # offline, the commit zoo recorded, not whatever a ref says now
         self.offline, self.force = offline, force
         self.tqdm_class = silent_tqdm() if quiet else None
         self.known = {each.name: each for each in known.files} if known and not force else {}
         self.attempts, self.delay = attempts, delay
-        self.storage = settings.hub_cache / f"models--{self.repo.replace('/', '--')}"
+        self.storage = check_layout(settings.hub_cache, self.repo, f"'{spec.name}': the hub cache")
 
-    def _download(self, filename: str, force: bool) -> Path:
+    def _download(self, filename: str, force: bool) -> tuple[Path, str | None]:
+        """The file's snapshot path, and the ETag the hub sent for it (None when the cache answered alone)."""
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
 
         def call() -> str:
             return hf_hub_download(
@@ -82,9 +96,30 @@ class _HubFetch:
                 library_name="zoo", library_version=__version__, tqdm_class=self.tqdm_class,
             )  # fmt: skip
 
+        with self._explained(filename), guarded(self.spec.name) as guard:
+            return Path(with_retries(call, self.attempts, self.delay)), guard.etag
+
+    def _served_etag(self, filename: str) -> str:
+        """Ask the hub which ETag it serves for the file at the pinned commit (a HEAD request)."""
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        url = hf_hub_url(self.repo, filename, revision=self.revision, endpoint=self.endpoint)
+        with self._explained(filename), guarded(self.spec.name) as guard:
+            with_retries(
+                lambda: get_hf_file_metadata(url, library_name="zoo", library_version=__version__),
+                self.attempts, self.delay,
+            )  # fmt: skip
+        if guard.etag is None:
+            raise UntrustedServerError(f"'{self.spec.name}': the server {self.endpoint} sent no ETag for {filename}")
+        return guard.etag
+
+    @contextmanager
+    def _explained(self, filename: str) -> Iterator[None]:
+        """Turn the client's errors into zoo's one-line errors."""
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
         try:
-            with guarded(self.spec.name):
-                return Path(with_retries(call, self.attempts, self.delay))
+            yield
         except LocalEntryNotFoundError as error:
             if self.offline:
                 raise NotCachedError(
@@ -98,71 +133,99 @@ class _HubFetch:
         except Exception as error:
             raise _explain(error, self.spec, filename, self.revision, self.endpoint) from error
 
-    def _blob(self, path: Path, filename: str) -> Path:
-        """The blob behind a snapshot file, once its commit, its place and its name (the ETag) are checked."""
+    def _located(self, path: Path, filename: str, etag: str | None) -> tuple[Path, str | None]:
+        """Where the file's bytes are and its ETag, once its commit, place and link are checked.
+
+        A snapshot file links to ``blobs/<etag>`` (which may itself link into huggingface_hub's shared
+        store); in a cache without links it is the file itself, and `etag` (the hub's, or the record's) is used.
+        """
         where = f"'{self.spec.name}': the hub cache's {path}"
         snapshot = path.parents[len(PurePosixPath(filename).parts) - 1]
         self.revision = validate.commit(snapshot.name, f"{where}: snapshot folder")  # pins the rest of the files
         validate.inside(self.storage / "snapshots", path.parent, where)
-        blob = validate.inside(self.storage / "blobs", path, where)
+        if not path.is_symlink():
+            return path, etag
+        blob = Path(os.path.normpath(path.parent / path.readlink()))
+        if blob.parent != Path(os.path.normpath(self.storage / "blobs")):
+            raise UnsafeValueError(f"{where}: links to {blob}, which is not a blob of {self.repo}")
         validate.etag(blob.name, f"{where}: blob name")
-        return blob
+        if not blob.resolve().is_relative_to(self.settings.hub_cache.resolve()):
+            raise UnsafeValueError(f"{where}: {blob} leads outside the hub cache {self.settings.hub_cache}")
+        return blob, blob.name
 
     def file(self, filename: str) -> FileRecord:
         """Download (or find) one file, verify it, and pin the commit it came from."""
         expected = self.spec.sha256.get(filename)
+        known = self.known.get(filename)
         for attempt in (1, 2):
             hasher = None if self.offline else GrowingFileHasher(self.storage / "blobs")
-            path = self._download(filename, force=self.force or attempt == 2)
-            blob = self._blob(path, filename)
-            streamed = hasher.finish(blob) if hasher else None
-            known = self.known.get(filename)
-            if attempt == 1 and known is not None and _still_verified(known, blob, expected):
-                return dataclasses.replace(known, path=str(path), verified_by=_verified_by(blob.name, expected))
-            record = _verify(filename, path, blob, expected, streamed)
+            path, served = self._download(filename, force=self.force or attempt == 2)
+            content, etag = self._located(path, filename, served or (known.etag if known else None))
+            streamed = hasher.finish(content) if hasher else None
+            from_hub = known is not None and known.etag == etag and known.verified_by in HUB_CHECKS
+            if served is None and expected is None and not (self.offline or from_hub):
+                served = self._served_etag(filename)  # the cache answered alone: is it what the hub serves?
+            if served is not None and served != etag:
+                _forget(path, content)  # another file than the hub's for this commit (an archive's, say)
+                continue
+            if attempt == 1 and _reusable(known, etag, content, self.spec):
+                assert known is not None
+                if served is not None and etag is not None and expected is None:  # the hub vouches for it now
+                    known = dataclasses.replace(known, verified_by=etag_label("hub", etag))
+                return dataclasses.replace(known, path=str(path))
+            source = "hub" if served is not None or from_hub else "cache"
+            record = _verify(filename, path, content, etag, expected, streamed, source)
             if record is not None:
                 return record
-            path.unlink(missing_ok=True)
-            blob.unlink(missing_ok=True)
             if self.offline:
                 raise ChecksumError(
-                    f"'{self.spec.name}': the cached {filename} ({blob}) no longer matches its "
-                    f"{'registry sha256' if expected else 'hub digest'}, so it was deleted; download it again "
-                    f"with network: zoo download {self.spec.name}"
+                    f"'{self.spec.name}': the cached {filename} ({content}) does not match its "
+                    f"{'registry sha256' if expected else 'hub digest'}; download it again with network: "
+                    f"zoo download {self.spec.name}"
                 )
+            _forget(path, content)
         raise ChecksumError(
             f"'{self.spec.name}': {filename} from {self.repo}@{self.revision} does not match its "
-            f"{'registry sha256 ' + expected if expected else 'hub digest ' + blob.name} twice; the file was "
+            f"{'registry sha256 ' + expected if expected else 'hub digest'} twice; the file was "
             f"deleted from the cache. The server or a proxy on the way sends other bytes: check {self.endpoint}"
         )
 
 
-def _verified_by(etag: str, expected: str | None) -> str:
-    return "registry sha256" if expected else f"hub {'sha256' if digest_kind(etag) == 'sha256' else 'git sha1'}"
+def _reusable(known: FileRecord | None, etag: str | None, content: Path, spec: ModelSpec) -> bool:
+    """Whether the record of an earlier look at this very file (same ETag, size and modification time) still
+    holds, without hashing it again: not if the registry now pins another digest."""
+    if known is None or known.etag != etag or not same_file(known, content.stat()):
+        return False
+    return file_state(known, spec) in ("ok", "unverified")
 
 
-def _still_verified(known: FileRecord, blob: Path, expected: str | None) -> bool:
-    """Whether the record of an earlier download still vouches for the file, without hashing it again.
+def _forget(path: Path, content: Path) -> None:
+    """Remove a snapshot file, and its blob unless another snapshot of the repo still links to it."""
+    path.unlink(missing_ok=True)
+    if content == path:
+        return
+    snapshots = content.parent.parent / "snapshots"
+    if not any(linked_blob(other) == content for other in snapshots.rglob("*")):
+        content.unlink(missing_ok=True)
 
-    Only if the blob is the one recorded (same ETag, size and modification time) and the record's sha256 is
-    the digest the registry names now (or, for a file the registry does not pin, was checked against the ETag).
+
+def _verify(
+    filename: str, path: Path, content: Path, etag: str | None, expected: str | None, streamed: str | None,
+    source: str,
+) -> FileRecord | None:  # fmt: skip
+    """A record of the file if its bytes are those its ETag names and, if given, the registry's sha256; else None.
+
+    `source` says where the ETag comes from: "hub" (a server's answer, now or at a recorded download) or
+    "cache" (only the blob's name in the local cache): the label tells them apart.
     """
-    stat = blob.stat()
-    same_file = (known.etag, known.size, known.mtime_ns) == (blob.name, stat.st_size, stat.st_mtime_ns)
-    checked = known.sha256 == expected if expected else known.verified_by in ("hub sha256", "hub git sha1")
-    return same_file and checked
-
-
-def _verify(filename: str, path: Path, blob: Path, expected: str | None, streamed: str | None) -> FileRecord | None:
-    """A record of the file if its bytes are those its ETag names and, if given, the registry's sha256; else None."""
-    stat = blob.stat()
-    sha256 = streamed or file_digest(blob)
-    if streamed and not matches_etag(blob, blob.name, sha256):
-        sha256 = file_digest(blob)  # the streamed digest may have read another write: look again
-    if not matches_etag(blob, blob.name, sha256) or expected not in (None, sha256):
+    stat = content.stat()  # before hashing: a write during the hash shows as a changed file later
+    sha256 = streamed or file_digest(content)
+    if streamed and etag is not None and not matches_etag(content, etag, sha256):
+        sha256 = file_digest(content)  # the streamed digest may have read another write: look again
+    if (etag is not None and not matches_etag(content, etag, sha256)) or expected not in (None, sha256):
         return None
-    verified_by = _verified_by(blob.name, expected)
-    return FileRecord(filename, str(path), stat.st_size, sha256, verified_by, blob.name, stat.st_mtime_ns)
+    label = "registry sha256" if expected else etag_label(source, etag) if etag else None
+    return FileRecord(filename, str(path), stat.st_size, sha256, label, etag, stat.st_mtime_ns)
 
 
 @contextmanager
@@ -211,15 +274,10 @@ def _all_files(fetch: _HubFetch) -> list[str]:
     if fetch.offline:
         return _cached_files(fetch)
     api = HfApi(endpoint=fetch.endpoint, library_name="zoo", library_version=__version__)
-    try:
-        with guarded(fetch.spec.name):
-            listed = with_retries(
-                lambda: api.list_repo_files(fetch.repo, revision=fetch.revision), fetch.attempts, fetch.delay
-            )
-    except ZooError:
-        raise
-    except Exception as error:
-        raise _explain(error, fetch.spec, "(file list)", fetch.revision, fetch.endpoint) from error
+    with fetch._explained("(file list)"), guarded(fetch.spec.name):
+        listed = with_retries(
+            lambda: api.list_repo_files(fetch.repo, revision=fetch.revision), fetch.attempts, fetch.delay
+        )
     try:
         where = f"'{fetch.spec.name}': the server {fetch.endpoint} listed a file"
         return sorted(validate.file_name(name, where) for name in listed)

@@ -4,26 +4,38 @@
 ``X-Repo-Commit`` header, without checking either (2.4 writes the body to ``blobs/<ETag>`` whatever the
 ETag holds, and records a 404's commit under ``.no_exist/<commit>/``). So while zoo downloads, every
 response the client receives passes `check_response` before the client reads it: a commit must be 40
-lowercase hex digits and the ETag the client will use (``X-Linked-Etag``, else ``ETag``) 40 or 64 — a
-content digest. Anything else ends the download with `UntrustedServerError` before a byte is written.
+lowercase hex digits and the ETag the client will use (``X-Linked-Etag``, else ``ETag``) of a file's
+metadata 40 or 64 — a content digest. Anything else ends the download with `UntrustedServerError`
+before a byte is written. The last ETag seen is kept, so zoo can compare it with what the cache holds.
 
-The check is a response hook on the client's shared session, active only inside `guarded` (a context
-variable), so other users of huggingface_hub in the same process are left alone.
+The check is a response hook on every client huggingface_hub makes: zoo wraps the client factory
+(the client is replaced after a connection error, so hooking one client is not enough). It acts only
+inside `guarded` (a context variable), so other users of huggingface_hub in the process are left alone.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from zoo_core import validate
 from zoo_core.errors import UnsafeValueError, UntrustedServerError
 
-__all__ = ["check_response", "guarded", "refused"]
+__all__ = ["Guard", "check_response", "guarded", "refused"]
 
-_ACTIVE: contextvars.ContextVar[str | None] = contextvars.ContextVar("zoo_hub_guard", default=None)
+
+@dataclass
+class Guard:
+    """One guarded download: whose it is, and the last (valid) ETag a server gave for a file."""
+
+    model: str
+    etag: str | None = None
+
+
+_ACTIVE: contextvars.ContextVar[Guard | None] = contextvars.ContextVar("zoo_hub_guard", default=None)
 
 
 def _normalized(value: str) -> str:
@@ -32,20 +44,20 @@ def _normalized(value: str) -> str:
 
 
 def check_response(response: Any) -> None:
-    """Raise `UntrustedServerError` if a response's commit or ETag is not a digest (inside `guarded`)."""
-    model = _ACTIVE.get()
-    if model is None:
+    """Raise `UntrustedServerError` if a response's commit or file ETag is not a digest (inside `guarded`)."""
+    guard = _ACTIVE.get()
+    if guard is None:
         return
-    headers = response.headers
-    server = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
-    where = f"'{model}': the server {server} sent"
+    headers, request = response.headers, response.request
+    where = f"'{guard.model}': the server {request.url.scheme}://{request.url.netloc.decode()} sent"
     try:
-        if "X-Repo-Commit" in headers:
-            validate.commit(headers["X-Repo-Commit"], f"{where} X-Repo-Commit")
-            tag = headers.get("X-Linked-Etag") or headers.get("ETag")
-            if tag is not None and response.status_code < 400:
-                name = "X-Linked-Etag" if headers.get("X-Linked-Etag") else "ETag"
-                validate.etag(_normalized(tag), f"{where} {name}")
+        if "X-Repo-Commit" not in headers:
+            return
+        validate.commit(headers["X-Repo-Commit"], f"{where} X-Repo-Commit")
+        name = "X-Linked-Etag" if headers.get("X-Linked-Etag") else "ETag"
+        file_metadata = request.method == "HEAD" or "/resolve/" in request.url.path  # not JSON from /api
+        if name in headers and file_metadata and response.status_code < 400:
+            guard.etag = validate.etag(_normalized(headers[name]), f"{where} {name}")
     except UnsafeValueError as error:
         response.close()
         raise refused(error) from None
@@ -57,16 +69,35 @@ def refused(error: UnsafeValueError) -> UntrustedServerError:
     return UntrustedServerError(f"{error}; {advice}")
 
 
-@contextmanager
-def guarded(model: str) -> Iterator[None]:
-    """Check every hub response received in this block on behalf of `model`."""
-    from huggingface_hub import get_session
+class _CheckingFactory:
+    """Builds huggingface_hub's clients with `check_response` among their response hooks."""
 
-    hooks = get_session().event_hooks["response"]
-    if check_response not in hooks:
-        hooks.append(check_response)
-    token = _ACTIVE.set(model)
+    def __init__(self, inner: Callable[[], Any]) -> None:
+        self.inner = inner
+
+    def __call__(self) -> Any:
+        client = self.inner()
+        client.event_hooks["response"].append(check_response)
+        return client
+
+
+def _install() -> None:
+    """Wrap huggingface_hub's client factory (the user's, if they set one) once."""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http  # its current factory is not public; we wrap rather than replace it
+
+    current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+    if not isinstance(current, _CheckingFactory):
+        set_client_factory(_CheckingFactory(current))
+
+
+@contextmanager
+def guarded(model: str) -> Iterator[Guard]:
+    """Check every hub response received in this block on behalf of `model`."""
+    _install()
+    guard = Guard(model)
+    token = _ACTIVE.set(guard)
     try:
-        yield
+        yield guard
     finally:
         _ACTIVE.reset(token)

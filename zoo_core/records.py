@@ -49,16 +49,32 @@ class ModelRecord:
     def size(self) -> int:
         return sum(each.size for each in self.files)
 
-    @property
-    def verified(self) -> bool:
-        return all(each.verified_by for each in self.files)
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
-        return cls(**{**data, "files": tuple(FileRecord(**each) for each in data["files"])})
+        """Rebuild a record from `to_dict` output; `TypeError` if a field has the wrong type."""
+        record = cls(**{**data, "files": tuple(FileRecord(**each) for each in data["files"])})
+        _check_types(record, _RECORD_TYPES)
+        for file in record.files:
+            _check_types(file, _FILE_TYPES)
+        validate.model_name(record.model, "a record")
+        return record
+
+
+_Kind = type | tuple[type, ...]
+_TEXT: _Kind = (str, type(None))
+_RECORD_TYPES: dict[str, _Kind] = dict(model=str, folder=str, source=str, repo=_TEXT, revision=_TEXT, commit=_TEXT)
+_FILE_TYPES: dict[str, _Kind] = dict(
+    name=str, path=str, size=int, sha256=str, verified_by=_TEXT, etag=_TEXT, mtime_ns=(int, type(None)), sha1=_TEXT
+)
+
+
+def _check_types(item: object, types: dict[str, _Kind]) -> None:
+    for key, kind in types.items():
+        if not isinstance(getattr(item, key), kind) or isinstance(getattr(item, key), bool):
+            raise TypeError(f"field {key!r} of a record has the wrong type")
 
 
 def record_path(home: Path, model: str) -> Path:
@@ -75,10 +91,12 @@ def write_record(home: Path, record: ModelRecord) -> None:
 
 
 def _read(path: Path) -> ModelRecord | None:
+    """The record in `path`, or None when it is unreadable, malformed, or filed under another model's name."""
     try:
-        return ModelRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError):
+        record = ModelRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return None
+    return record if path.name == record_path(path.parent.parent, record.model).name else None
 
 
 def read_record(home: Path, model: str) -> ModelRecord | None:

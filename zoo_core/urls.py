@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -25,6 +27,7 @@ from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
+from zoo_core.verification import file_state, same_file
 
 __all__ = ["fetch_from_url", "model_folder"]
 
@@ -82,22 +85,26 @@ def _transfer(url: str, partial: Path, quiet: bool) -> str | None:
     return None if writer.void else digest.hexdigest()
 
 
-def _cached(name: str, target: Path, kind: str, expected: str, known: FileRecord | None) -> FileRecord | None:
+def _cached(spec: ModelSpec, name: str, target: Path, known: FileRecord | None) -> FileRecord | None:
     """A record of the cached file if it is what the registry names now, else None (then it is fetched again).
 
     The file is hashed again unless the record of the last check shows the same file (size and modification
-    time) verified against the same digest.
+    time) verified against the digest the registry names now.
     """
-    stat = target.stat()
-    same_file = known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-    if known is not None and same_file and (known.sha256 if kind == "sha256" else known.sha1) == expected:
-        return dataclasses.replace(known, path=str(target), verified_by=f"registry {kind}")
-    return _record(name, target, kind, expected, None) if file_digest(target, kind) == expected else None
+    stat = target.stat()  # before hashing: a write during the hash shows as a changed file later
+    if known is not None and same_file(known, stat) and file_state(known, spec) == "ok":
+        return dataclasses.replace(known, path=str(target))
+    kind, expected = _pin(spec, name)
+    return _record(name, target, kind, expected, None, stat) if file_digest(target, kind) == expected else None
 
 
-def _record(name: str, target: Path, kind: str, expected: str, sha256: str | None) -> FileRecord:
-    """The record of a file just verified against the registry's `kind` digest `expected`."""
-    stat = target.stat()
+def _pin(spec: ModelSpec, name: str) -> tuple[str, str]:
+    """The digest the registry names for a file: ("sha256", hex), or ("sha1", hex) where that is all there is."""
+    return ("sha256", spec.sha256[name]) if name in spec.sha256 else ("sha1", spec.sha1[name])
+
+
+def _record(name: str, target: Path, kind: str, expected: str, sha256: str | None, stat: os.stat_result) -> FileRecord:
+    """The record of a file verified against the registry's `kind` digest `expected`; `stat` from before."""
     sha256 = expected if kind == "sha256" else sha256 or file_digest(target)  # the cache checks sha256s
     sha1 = expected if kind == "sha1" else None
     return FileRecord(name, str(target), stat.st_size, sha256, f"registry {kind}", None, stat.st_mtime_ns, sha1)
@@ -108,41 +115,53 @@ def _fetch_file(
     folder: Path,
     name: str,
     known: FileRecord | None,
-    force: bool,
-    quiet: bool,
-    attempts: int,
-    delay: float,
+    options: _Options,
 ) -> FileRecord:
     from filelock import FileLock
 
-    kind = "sha256" if name in spec.sha256 else "sha1"
-    expected = spec.sha256.get(name) or spec.sha1[name]
+    kind, expected = _pin(spec, name)
+    url = _file_url(spec, name)
     target = validate.inside(folder, folder / validate.file_name(name, f"'{spec.name}': source.files"), spec.name)
     partial = target.with_name(target.name + ".incomplete")
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(target.with_name(target.name + ".lock")):
-        cached = _cached(name, target, kind, expected, known) if target.exists() and not force else None
+        cached = _cached(spec, name, target, known) if target.exists() and not options.force else None
         if cached is not None:
             return cached
+        if options.offline and _local_path(url) is None:  # offline forbids the network, not a local copy
+            state = "does not match the registry's digest" if target.exists() else "is not in zoo's cache"
+            raise NotCachedError(
+                f"'{spec.name}' ({name}) {state} and zoo is offline; run `zoo download {spec.name}` with network, "
+                "or bring it with `zoo cache export`/`zoo cache import`"
+            )
         for retry in (False, True):  # a wrong digest: start once more from nothing; the old copy stays till then
-            streamed = _download_with_retries(_file_url(spec, name), partial, quiet, attempts, delay)
+            streamed = _download_with_retries(url, partial, options)
             actual = (streamed if kind == "sha256" else None) or file_digest(partial, kind)
             if actual == expected:
                 partial.replace(target)
-                return _record(name, target, kind, expected, streamed)
+                return _record(name, target, kind, expected, streamed, target.stat())
             partial.unlink()
             if retry:
                 raise ChecksumError(
-                    f"'{spec.name}': {name} from {_file_url(spec, name)} has {kind} {actual}, not the registry's "
+                    f"'{spec.name}': {name} from {url} has {kind} {actual}, not the registry's "
                     f"{expected}, twice; nothing was kept. Check the URL, or the {kind} in the registry entry"
                 )
         raise AssertionError("unreachable")
 
 
-def _download_with_retries(url: str, partial: Path, quiet: bool, attempts: int, delay: float) -> str | None:
+@dataclass(frozen=True)
+class _Options:
+    offline: bool
+    force: bool
+    quiet: bool
+    attempts: int
+    delay: float
+
+
+def _download_with_retries(url: str, partial: Path, options: _Options) -> str | None:
     """`_transfer` retried on transient faults; the partial file stays, so each try resumes it."""
     try:
-        return with_retries(lambda: _transfer(url, partial, quiet), attempts, delay)
+        return with_retries(lambda: _transfer(url, partial, options.quiet), options.attempts, options.delay)
     except DownloadError:
         raise
     except Exception as error:
@@ -174,13 +193,7 @@ def fetch_from_url(
             "to its registry entry"
         )
     folder = model_folder(settings, spec)
-    # offline forbids the network, not a local copy: a local path is fetched all the same
-    absent = [name for name in names if not (folder / name).exists() and _local_path(_file_url(spec, name)) is None]
-    if offline and absent:
-        raise NotCachedError(
-            f"'{spec.name}' ({absent[0]}) is not in zoo's cache {folder} and zoo is offline; run "
-            f"`zoo download {spec.name}` with network, or bring it with `zoo cache export`/`zoo cache import`"
-        )
+    options = _Options(offline, force, quiet, attempts, delay)
     recorded = {each.name: each for each in known.files} if known else {}
-    files = tuple(_fetch_file(spec, folder, name, recorded.get(name), force, quiet, attempts, delay) for name in names)
+    files = tuple(_fetch_file(spec, folder, name, recorded.get(name), options) for name in names)
     return ModelRecord(spec.name, str(folder), "url", url, None, None, files)

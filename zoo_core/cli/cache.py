@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
+from zoo_core.archive import export_archive, import_archive
 from zoo_core.cache import BAD_STATES, model_state, prune, remove, verify
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table
 from zoo_core.records import read_records
 from zoo_core.settings import Settings
-from zoo_core.transfer import export_archive, import_archive
 
 __all__ = ["COMMANDS"]
 
@@ -52,7 +52,7 @@ def verify_command(state: State, /, names: tuple[str, ...], as_json: bool) -> No
     The digest is the one the registry pins now, else the hub ETag (a content digest) the file is stored
     under; "unverified" means neither exists.
     """
-    checks = verify(Settings.from_env(), state.catalogue(), names)
+    checks = verify(Settings.from_env(), names, state.catalogue())
     if as_json:
         print_json([asdict(check) for check in checks])
     else:

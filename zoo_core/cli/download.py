@@ -9,16 +9,19 @@ import click
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, printable
 from zoo_core.download import fetch
+from zoo_core.folder_import import import_folder
 from zoo_core.records import ModelRecord
 from zoo_core.settings import Settings
-from zoo_core.transfer import import_folder
+from zoo_core.sources import load_catalogue
+from zoo_core.specs import ModelSpec
+from zoo_core.verification import is_verified
 
 __all__ = ["COMMANDS"]
 
 
-def _summary(record: ModelRecord) -> str:
+def _summary(record: ModelRecord, spec: ModelSpec) -> str:
     where = f"{record.repo} @ {record.commit}" if record.commit else str(record.repo)
-    checked = "verified" if record.verified else "not verified (no digest to check against)"
+    checked = "verified" if is_verified(record, spec) else f"not verified ({_unverified(record)})"
     count = f"{len(record.files)} file{'s' if len(record.files) != 1 else ''}"
     return printable(f"{record.model}: {where}, {count}, {format_count(record.size)}B, {checked}")
 
@@ -40,8 +43,17 @@ def download_command(
     if as_json:
         print_json(record.to_dict())
         return
-    click.echo(_summary(record), err=True)
+    click.echo(_summary(record, spec), err=True)
     click.echo(record.folder)
+
+
+def _unverified(record: ModelRecord) -> str:
+    labels = {str(file.verified_by).split()[0] for file in record.files}
+    if "archive" in labels:
+        return "checked only against the digests of the archive it came from; pin a sha256, or download online"
+    if "cache" in labels:
+        return "checked only against the names of its blobs in the hub cache; download online to verify"
+    return "no digest to check against"
 
 
 @click.command("import")
@@ -52,7 +64,7 @@ def download_command(
 def import_command(state: State, /, folder: Path, name: str, like: str | None) -> None:
     """Add a local folder of model files (a repo's layout) to the cache, for machines with no network."""
     record = import_folder(Settings.from_env(), state.catalogue(), folder, name, like)
-    click.echo(_summary(record), err=True)
+    click.echo(_summary(record, load_catalogue(state.registry_files).get(name)), err=True)
     click.echo(record.folder)
 
 
