@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from attacks import Targets
 
 import zoo_core
 from zoo_core.testing.hub import HubServer
@@ -80,6 +81,19 @@ def move_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Pat
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     reset_catalogue()
     return home
+
+
+@pytest.fixture
+def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Targets:
+    """What an attack aims at (tests/attacks.py): a site folder and a $HOME with shell start-up files."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# the user's bashrc\n")
+    (home / ".profile").write_text("# the user's profile\n")
+    monkeypatch.setenv("HOME", str(home))
+    site = tmp_path / "site"
+    site.mkdir()
+    return Targets(tmp_path, site, home, tmp_path / "PWNED")
 
 
 IMAGE_ENTRY = """

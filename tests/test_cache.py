@@ -12,6 +12,7 @@ import pytest
 from conftest import CONFIG, WEIGHTS, Run, move_home
 
 import zoo_core
+from zoo_core.verification import is_verified
 
 
 def test_download_prints_the_folder_and_the_commit(zoo: Run, tiny: str, zoo_env: Path) -> None:
@@ -82,7 +83,7 @@ def test_a_tampered_archive_installs_nothing(
             out.addfile(member, io.BytesIO(data))
     home = move_home(tmp_path, monkeypatch, "other")
     code, _, err = zoo("cache", "import", str(tampered))
-    assert code == 1 and "tiny.v1/model.safetensors has sha256" in err and "nothing of 'tiny.v1' was installed" in err
+    assert code == 1 and "tiny.v1/model.safetensors has sha256" in err and "nothing was installed" in err
     leftovers = [p for p in home.rglob("*") if p.is_file() and "blobs" in p.parts]
     assert leftovers == []
     assert zoo("cache", "list", "--json")[1] == "[]\n"
@@ -111,6 +112,6 @@ def test_import_a_local_folder_of_model_files(zoo: Run, tmp_path: Path, monkeypa
     assert spec.plugin == "transformers" and spec.source.hub == "local/my-encoder"
     assert spec.sha256["model.safetensors"] == hashlib.sha256(WEIGHTS).hexdigest()
     assert "1_Pooling/config.json" in spec.source.files
-    assert zoo_core.fetch("my-encoder").verified
+    assert is_verified(zoo_core.fetch("my-encoder"), spec)
     code, _, err = zoo("import", str(folder), "--name", "unknown-model")
     assert code == 1 and "add --like MODEL" in err

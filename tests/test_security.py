@@ -10,297 +10,20 @@ created by the payload, and nothing unverified left in the cache.
 
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import hashlib
-import io
 import json
 import os
-import subprocess
-import sys
-import tarfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import CONFIG, REGISTRY, WEIGHTS, Run, move_home
+from attacks import Targets, attack, blobs_folder, refused, write_catalogue
+from conftest import CONFIG, REGISTRY, WEIGHTS, Run
 
 import zoo_core
-from zoo_core.hashing import matches_etag
+from zoo_core import UntrustedServerError
 from zoo_core.testing.hub import HubServer
-
-
-@dataclass
-class Targets:
-    """What the payloads aim at, and the marker a payload would create if it ever ran."""
-
-    root: Path  # the test's temporary root: nothing outside ZOO_HOME/HF_HOME may change under it
-    site: Path  # a folder used as site-packages
-    home: Path  # $HOME, with .bashrc and .profile
-    marker: Path
-
-    @property
-    def payload(self) -> bytes:
-        """A .pth line: Python runs it at start-up when the file lies in a site folder."""
-        return f"import pathlib; pathlib.Path({str(self.marker)!r}).touch()\n".encode()
-
-
-@pytest.fixture
-def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Targets:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".bashrc").write_text("# the user's bashrc\n")
-    (home / ".profile").write_text("# the user's profile\n")
-    monkeypatch.setenv("HOME", str(home))
-    site = tmp_path / "site"
-    site.mkdir()
-    return Targets(tmp_path, site, home, tmp_path / "PWNED")
-
-
-def _zoo_folders() -> list[Path]:
-    return [Path(os.environ["ZOO_HOME"]).resolve(), Path(os.environ["HF_HOME"]).resolve()]
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    """Every entry under `root` except zoo's own folders: a link's target or a file's sha256."""
-    skipped = _zoo_folders()
-    found = {}
-    for top, folders, files in os.walk(root):
-        base = Path(top)
-        folders[:] = [each for each in folders if (base / each).resolve() not in skipped]
-        for name in folders + files:
-            path = base / name
-            if path.is_symlink():
-                found[str(path)] = f"link to {path.readlink()}"
-            elif path.is_file():
-                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-            elif not any(folder.is_relative_to(path.resolve()) for folder in skipped):  # zoo's folders' parents
-                found[str(path)] = "folder"
-    return found
-
-
-def assert_cache_clean() -> None:
-    """Nothing unverified stays: every hub blob has the content its name (the ETag) promises, every
-    snapshot link leads to a blob, and no staging file is left behind."""
-    hub_cache = Path(os.environ["HF_HOME"]) / "hub"
-    for path in hub_cache.rglob("*") if hub_cache.exists() else []:
-        if path.parent.name == "blobs":
-            assert matches_etag(path, path.name, hashlib.sha256(path.read_bytes()).hexdigest()), path
-        if "snapshots" in path.parts and path.is_symlink():
-            assert path.resolve().parent.name == "blobs" and path.resolve().is_file(), path
-        assert not path.name.endswith((".incomplete", ".tmp")), path
-    files = Path(os.environ["ZOO_HOME"]) / "files"
-    assert not [path for path in files.rglob("*.incomplete")] if files.exists() else True
-
-
-@contextmanager
-def attack(targets: Targets) -> Iterator[None]:
-    """Run an attack; afterwards, nothing outside zoo's folders has changed and the payload never ran."""
-    before = _snapshot(targets.root)
-    yield
-    assert _snapshot(targets.root) == before
-    subprocess.run([sys.executable, "-S", "-c", f"import site; site.addsitedir({str(targets.site)!r})"], check=True)
-    assert not targets.marker.exists()
-    assert_cache_clean()
-
-
-def write_catalogue(path: Path, text: str) -> None:
-    """Rewrite a registry file the catalogue reads, and have the next command read it again."""
-    from zoo_core.sources import reset_catalogue
-
-    path.write_text(text)
-    reset_catalogue()
-
-
-def refused(result: tuple[int, str, str], *fragments: str) -> None:
-    code, out, err = result
-    assert code == 1 and out == "", result
-    assert err.startswith("Error: ") and err.count("\n") == 1, err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-
-
-# --- cache archives ------------------------------------------------------------------------------------
-
-
-def rewrite_archive(
-    source: Path,
-    out: Path,
-    manifest: Callable[[dict[str, Any]], None] = lambda _: None,
-    members: Callable[[tarfile.TarInfo, bytes], tuple[tarfile.TarInfo, bytes]] = lambda info, data: (info, data),
-    mode: str = "w",
-) -> Path:
-    """A copy of an archive with its manifest edited (in place by `manifest`) and members replaced."""
-    with tarfile.open(source) as original, tarfile.open(out, mode) as copy:
-        for member in original.getmembers():
-            data = original.extractfile(member).read()  # type: ignore[union-attr]
-            if member.name == "manifest.json":
-                document = json.loads(data)
-                manifest(document)
-                data = json.dumps(document).encode()
-                member.size = len(data)
-            else:
-                member, data = members(member, data)
-                member.size = len(data) if member.isreg() else 0
-            copy.addfile(member, io.BytesIO(data) if member.isreg() else None)
-    return out
-
-
-@pytest.fixture
-def archive(zoo: Run, tiny: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A genuine archive of tiny.v1; afterwards zoo runs on a fresh machine whose catalogue lacks tiny.v1."""
-    assert zoo("download", "tiny.v1")[0] == 0
-    path = tmp_path / "attacker" / "models.tar"
-    assert zoo("cache", "export", str(path), "tiny.v1")[0] == 0
-    move_home(tmp_path, monkeypatch, "victim")
-    monkeypatch.setenv("ZOO_REGISTRY", "")
-    return path
-
-
-def _record(document: dict[str, Any]) -> dict[str, Any]:
-    record: dict[str, Any] = document["models"][0]["record"]
-    return record
-
-
-def _file(document: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(each for each in _record(document)["files"] if each["name"] == name)
-
-
-def _blobs_folder() -> Path:
-    return Path(os.environ["HF_HOME"]) / "hub" / "models--org--tiny" / "blobs"
-
-
-def _hostile_manifests(targets: Targets) -> dict[str, tuple[Callable[[dict[str, Any]], None], str]]:
-    """Manifest edits that aimed outside the cache before the fix, with the field the error must name."""
-    pth = targets.site / "evil.pth"
-    snapshots = _blobs_folder().parent / "snapshots"
-
-    def set_file(field: str, value: str) -> Callable[[dict[str, Any]], None]:
-        return lambda document: _file(document, "model.safetensors").update({field: value})
-
-    def set_record(field: str, value: str) -> Callable[[dict[str, Any]], None]:
-        return lambda document: _record(document).update({field: value})
-
-    def set_name(document: dict[str, Any]) -> None:
-        document["models"][0]["spec"]["name"] = "../../../../../evil"
-        _record(document)["model"] = "../../../../../evil"
-
-    return {
-        "etag absolute": (set_file("etag", str(pth)), "field 'etag'"),
-        "etag relative": (set_file("etag", os.path.relpath(pth, _blobs_folder())), "field 'etag'"),
-        "commit to ~/.bashrc": (set_record("commit", os.path.relpath(targets.home, snapshots)), "record.commit"),
-        "revision to ~/.profile": (
-            set_record("revision", os.path.relpath(targets.home / ".profile", snapshots.parent / "refs")),
-            "record.revision",
-        ),
-        "file name": (set_file("name", "../../../../../home/.bashrc"), "field 'name'"),
-        "model name": (set_name, "field 'name'"),
-        "spec revision": (
-            lambda document: document["models"][0]["spec"]["source"].update({"revision": "../../../home/.profile"}),
-            "field 'source.revision'",
-        ),
-    }
-
-
-HOSTILE_MANIFESTS = ["etag absolute", "etag relative", "commit to ~/.bashrc", "revision to ~/.profile"]
-
-
-@pytest.mark.parametrize("attack_name", [*HOSTILE_MANIFESTS, "file name", "model name", "spec revision"])
-def test_a_hostile_archive_manifest_writes_nothing_outside_the_cache(
-    zoo: Run, archive: Path, targets: Targets, attack_name: str
-) -> None:
-    edit, field = _hostile_manifests(targets)[attack_name]
-
-    def plant_payload(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
-        return info, (targets.payload if info.name.endswith("model.safetensors") else data)
-
-    def edit_with_payload(document: dict[str, Any]) -> None:
-        _file(document, "model.safetensors").update(size=len(targets.payload))
-        _file(document, "model.safetensors").update(sha256=hashlib.sha256(targets.payload).hexdigest())
-        edit(document)
-
-    hostile = rewrite_archive(archive, archive.with_name("hostile.tar"), edit_with_payload, plant_payload)
-    with attack(targets):
-        refused(zoo("cache", "import", str(hostile)), str(hostile), field)
-    assert zoo("cache", "list", "--json")[1] == "[]\n"
-
-
-def test_an_archive_member_that_is_a_link_is_refused(zoo: Run, archive: Path, targets: Targets) -> None:
-    def link(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
-        if info.name.endswith("config.json"):
-            info.type, info.linkname, info.size = tarfile.SYMTYPE, str(targets.home / ".bashrc"), 0
-        return info, data
-
-    hostile = rewrite_archive(archive, archive.with_name("link.tar"), members=link)
-    with attack(targets):
-        refused(zoo("cache", "import", str(hostile)), "files/tiny.v1/config.json is a link or a folder")
-
-
-def test_a_re_signed_archive_cannot_pass_other_bytes_under_the_hub_etag(
-    zoo: Run, archive: Path, targets: Targets
-) -> None:
-    altered = bytes([WEIGHTS[0] ^ 1]) + WEIGHTS[1:]
-
-    def alter(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
-        return info, (altered if info.name.endswith("model.safetensors") else data)
-
-    def re_sign(document: dict[str, Any]) -> None:  # the manifest's sha256 matches; the genuine ETag stays
-        _file(document, "model.safetensors")["sha256"] = hashlib.sha256(altered).hexdigest()
-
-    hostile = rewrite_archive(archive, archive.with_name("re-signed.tar"), re_sign, alter)
-    with attack(targets):
-        refused(zoo("cache", "import", str(hostile)), "does not have the content its hub ETag", "nothing of")
-    assert zoo("cache", "list", "--json")[1] == "[]\n"
-
-
-def test_an_archive_cannot_replace_bytes_the_registry_pins(
-    zoo: Run, archive: Path, targets: Targets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Bytes, sha256 and ETag all consistent, but not what the importing machine's registry pins."""
-    altered = bytes([WEIGHTS[0] ^ 1]) + WEIGHTS[1:]
-    pinned = tmp_path / "pinned.toml"
-    pinned.write_text(REGISTRY + f'sha256 = {{ "model.safetensors" = "{hashlib.sha256(WEIGHTS).hexdigest()}" }}\n')
-    monkeypatch.setenv("ZOO_REGISTRY", str(pinned))
-
-    def alter(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
-        return info, (altered if info.name.endswith("model.safetensors") else data)
-
-    def re_sign(document: dict[str, Any]) -> None:
-        digest = hashlib.sha256(altered).hexdigest()
-        _file(document, "model.safetensors").update(sha256=digest, etag=digest)
-        document["models"][0]["spec"].pop("sha256", None)
-
-    hostile = rewrite_archive(archive, archive.with_name("re-pinned.tar"), re_sign, alter)
-    with attack(targets):
-        refused(zoo("cache", "import", str(hostile)), "model.safetensors has sha256", "the registry pins")
-
-
-def test_a_compression_bomb_stops_before_it_is_written(zoo: Run, archive: Path, targets: Targets) -> None:
-    big = 64 << 20  # compresses to ~64 kB; the manifest still says 1 MiB
-
-    def inflate(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
-        if info.name.endswith("model.safetensors"):
-            info.size = big
-            return info, bytes(big)
-        return info, data
-
-    bomb = rewrite_archive(archive, archive.with_name("bomb.tar.gz"), members=inflate, mode="w:gz")
-    assert bomb.stat().st_size < 1 << 20
-    with attack(targets):
-        refused(zoo("cache", "import", str(bomb)), f"is {big} bytes, the manifest says {len(WEIGHTS)}")
-    written = [p.stat().st_size for p in Path(os.environ["HF_HOME"]).rglob("*") if p.is_file()]
-    assert sum(written) < 1 << 20
-
-
-@pytest.mark.parametrize("content", [b"", b"not a tar archive at all", gzip.compress(b"x" * 1000)[:-20]])
-def test_an_unreadable_archive_is_one_line(zoo: Run, tmp_path: Path, targets: Targets, content: bytes) -> None:
-    path = tmp_path / "broken.tar"
-    path.write_bytes(content)
-    with attack(targets):
-        refused(zoo("cache", "import", str(path)), str(path))
-
 
 # --- registries ----------------------------------------------------------------------------------------
 
@@ -367,7 +90,7 @@ def test_a_hub_whose_headers_are_paths_is_refused_before_anything_is_written(
     zoo: Run, hub: HubServer, tiny: str, targets: Targets, header: str, aim: str
 ) -> None:
     pth = targets.site / "evil.pth"
-    folder = _blobs_folder() if header != "X-Repo-Commit" else _blobs_folder().parent / "snapshots"
+    folder = blobs_folder() if header != "X-Repo-Commit" else blobs_folder().parent / "snapshots"
     value = str(pth) if aim == "absolute" else os.path.relpath(pth, folder)
     hub.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": targets.payload})
     hub.lie("org/tiny", "config.json", **{header: f'"{value}"' if "Etag" in header.title() else value})
@@ -381,7 +104,7 @@ def test_every_way_of_naming_a_mirror_is_guarded(
     zoo: Run, hub: HubServer, tiny: str, targets: Targets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     _use_mirror(how, hub, tmp_path, monkeypatch)
-    hub.lie("org/tiny", "config.json", ETag=f'"{os.path.relpath(targets.site / "evil.pth", _blobs_folder())}"')
+    hub.lie("org/tiny", "config.json", ETag=f'"{os.path.relpath(targets.site / "evil.pth", blobs_folder())}"')
     with attack(targets):
         refused(zoo("download", "tiny.v1"), f"the server {hub.url} sent ETag")
 
@@ -392,9 +115,118 @@ def test_a_commit_in_a_404_cannot_name_a_folder(
     """The client records a missing file under ``.no_exist/<X-Repo-Commit>/`` of the 404."""
     monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "missing.toml"))
     write_catalogue(tmp_path / "missing.toml", REGISTRY.replace('"config.json"', '"absent.json"'))
-    hub.lie("org/tiny", "absent.json", **{"X-Repo-Commit": "../../../../../home"})
+    no_exist = blobs_folder().parent / ".no_exist"
+    hub.lie("org/tiny", "absent.json", **{"X-Repo-Commit": os.path.relpath(targets.home, no_exist)})
     with attack(targets):
         refused(zoo("download", "tiny.v1"), "X-Repo-Commit", "is not a commit")
+    assert not (targets.home / "absent.json").exists()
+
+
+def test_the_guard_holds_on_every_client_huggingface_hub_makes(
+    zoo: Run, hub: HubServer, tiny: str, targets: Targets
+) -> None:
+    """huggingface_hub makes a new client after a connection error; a user may set a client factory."""
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    from zoo_core.hubheaders import guarded
+
+    huggingface_hub.set_client_factory(_http.default_client_factory)  # as a user configuring a proxy would
+    hub.lie("org/tiny", "config.json", ETag=f'"{os.path.relpath(targets.site / "evil.pth", blobs_folder())}"')
+    with attack(targets):
+        refused(zoo("download", "tiny.v1"), "sent ETag")
+        with guarded("tiny.v1"), pytest.raises(UntrustedServerError, match="sent ETag"):
+            huggingface_hub.close_session()  # what the client does after a connection error, mid-download
+            huggingface_hub.get_session().head(f"{hub.url}/org/tiny/resolve/main/config.json")
+
+
+def test_only_file_metadata_must_carry_a_digest_etag() -> None:
+    """The hub's JSON API may send weak ETags; a file's metadata (HEAD, /resolve/) may not."""
+    import httpx2
+
+    from zoo_core.hubheaders import check_response, guarded
+
+    commit = "a" * 40
+
+    def response(method: str, path: str, etag: str, repo_commit: str = commit) -> httpx2.Response:
+        headers = {"X-Repo-Commit": repo_commit, "ETag": etag}
+        return httpx2.Response(200, headers=headers, request=httpx2.Request(method, f"http://hub{path}"))
+
+    with guarded("m") as guard:
+        check_response(response("GET", "/api/models/org/x/tree/main", 'W/"12-abc"'))
+        check_response(response("HEAD", "/org/x/resolve/main/f.bin", f'"{"b" * 64}"'))
+        assert guard.etag == "b" * 64
+        for bad in (response("HEAD", "/elsewhere", '"../../x"'), response("GET", "/api/x", '"a"', "../x")):
+            with pytest.raises(UntrustedServerError):
+                check_response(bad)
+    check_response(response("HEAD", "/x", '"../../x"'))  # outside a zoo download: not zoo's business
+
+
+def test_a_link_planted_in_the_cache_does_not_redirect_a_download(zoo: Run, tiny: str, targets: Targets) -> None:
+    outside = targets.root / "outside"
+    outside.mkdir()
+    blobs_folder().parent.mkdir(parents=True)
+    blobs_folder().symlink_to(outside, target_is_directory=True)
+    with attack(targets):
+        refused(zoo("download", "tiny.v1"), "blobs leads outside", "or through a symbolic link")
+
+
+@pytest.mark.parametrize("value", ["http://[::1", "http://hub:99999", "ftp://hub", "http://hub/\u202eevil"])
+def test_a_bad_hf_endpoint_is_named(zoo: Run, tiny: str, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", value.encode().decode("unicode_escape"))
+    refused(zoo("download", "tiny.v1"), "HF_ENDPOINT", "is not a hub URL")
+
+
+def test_hub_caches_without_links_and_with_a_shared_store_verify_alike(
+    zoo: Run, tiny: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without links huggingface_hub copies files into the snapshot; its shared (Xet) store makes
+    ``blobs/<etag>`` a link to ``hub/blobs/<xx>/<hash>``."""
+    from huggingface_hub import constants
+
+    code, out, _ = zoo("download", "tiny.v1")
+    blob = blobs_folder() / hashlib.sha256(WEIGHTS).hexdigest()
+    store = blobs_folder().parent.parent / "blobs" / "ab" / ("c" * 64)
+    store.parent.mkdir(parents=True)
+    blob.replace(store)
+    blob.symlink_to(store)
+    for offline in ("0", "1"):
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+        code, _, err = zoo("download", "tiny.v1")
+        assert code == 0 and err.endswith("verified\n"), err
+    assert zoo("cache", "verify")[0] == 0 and zoo("cache", "rm", "tiny.v1")[0] == 0 and store.exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_SYMLINKS", True)
+    code, out, err = zoo("download", "tiny.v1")
+    assert code == 0 and err.endswith("verified\n") and not Path(out.strip(), "config.json").is_symlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = zoo("download", "tiny.v1")
+    assert code == 0 and err.endswith("verified\n") and zoo("cache", "verify")[0] == 0
+
+
+def test_plugin_specs_pass_the_registry_checks(zoo: Run, register_plugin: Callable[[object, str], None]) -> None:
+    from zoo_core import hookimpl, parse_spec
+    from zoo_core.specs import Source
+
+    entry = {"name": "fine.v1", "plugin": "bad", "arch": "x", "family": "x", "task": "t", "modality": "image"}
+    entry |= {"source": {"hub": "org/fine"}, "input": {}}
+
+    class Careless:
+        @hookimpl
+        def register_models(self) -> list[zoo_core.ModelSpec]:
+            fine = parse_spec(entry, "plugin 'bad'")
+            return [fine, dataclasses.replace(fine, name="evil.v1", source=Source(hub="../../x"))]
+
+    register_plugin(Careless(), "bad")
+    code, out, err = zoo("list", "--family", "x")
+    assert code == 0 and "fine.v1" in out and "evil.v1" not in out
+    assert "plugin 'bad': model 'evil.v1': field 'source.hub': '../../x' is not a hub repo id" in err
+
+
+def test_an_oversized_number_skips_its_entry_not_the_catalogue(zoo: Run, tiny: str) -> None:
+    write_catalogue(Path(os.environ["ZOO_REGISTRY"]), REGISTRY + "params = 9223372036854775808\n")
+    code, out, err = zoo("list")
+    assert code == 0 and "field 'params': must be from 1 to" in err and "tiny.v1" not in out
 
 
 @pytest.mark.parametrize("pinned", [False, True])
@@ -409,7 +241,7 @@ def test_an_etag_naming_an_existing_file_neither_adopts_nor_deletes_it(
     if pinned:
         pin = f'sha256 = {{ "config.json" = "{hashlib.sha256(CONFIG).hexdigest()}" }}\n'
         write_catalogue(Path(os.environ["ZOO_REGISTRY"]), REGISTRY + pin)
-    hub.lie("org/tiny", "config.json", ETag=f'"{os.path.relpath(secret, _blobs_folder())}"')
+    hub.lie("org/tiny", "config.json", ETag=f'"{os.path.relpath(secret, blobs_folder())}"')
     with attack(targets):
         refused(zoo("download", "tiny.v1"), "sent ETag")
         refused(zoo("cache", "export", str(tmp_path / "out.tar"), "tiny.v1"), "'tiny.v1' is not in the cache")
@@ -460,6 +292,39 @@ def test_a_url_model_whose_registry_digest_changes_gets_the_new_bytes(
     assert zoo("cache", "verify")[0] == 0 and zoo("cache", "list")[1].splitlines()[1].split()[-1] == "yes"
 
 
+def test_offline_a_changed_url_file_is_refused_without_the_network(zoo: Run, hub: HubServer, tiny: str) -> None:
+    url = f"{hub.url}/org/tiny/resolve/main/model.safetensors"
+    entry = REGISTRY.replace("tiny.v1", "web.v1").replace(
+        'hub = "org/tiny", files = ["config.json", "model.safetensors"]', f'url = "{url}"'
+    )
+    pin = f'sha256 = {{ "model.safetensors" = "{hashlib.sha256(WEIGHTS).hexdigest()}" }}\n'
+    write_catalogue(Path(os.environ["ZOO_REGISTRY"]), entry + pin)
+    cached = Path(zoo("download", "web.v1")[1].strip(), "model.safetensors")
+    cached.write_bytes(b"x" + WEIGHTS[1:])
+    hub.requests.clear()
+    refused(zoo("download", "web.v1", "--offline"), "does not match the registry's digest and zoo is offline")
+    assert hub.requests == []
+
+
+def test_records_of_the_previous_version_are_hashed_once_not_called_stale(
+    zoo: Run, tiny: str, tmp_path: Path, zoo_env: Path
+) -> None:
+    """Older records have no modification time, and no sha1 for files the registry pins by sha1 (Caffe)."""
+    weights = _url_model(tmp_path, WEIGHTS)
+    registry = Path(os.environ["ZOO_REGISTRY"])
+    sha1 = hashlib.sha1(WEIGHTS, usedforsecurity=False).hexdigest()
+    write_catalogue(registry, registry.read_text().split("sha256 =")[0] + f'sha1 = {{ "weights.bin" = "{sha1}" }}\n')
+    assert zoo("download", "tiny-url.v1")[0] == 0 and weights.exists()
+    path = zoo_env / "records" / "tiny-url.v1.json"
+    old = json.loads(path.read_text())
+    for file in old["files"]:
+        del file["sha1"], file["mtime_ns"]
+    path.write_text(json.dumps(old))
+    assert zoo("cache", "list")[1].splitlines()[1].split()[-1] == "changed"
+    assert zoo("cache", "verify")[0] == 0
+    assert zoo("cache", "list")[1].splitlines()[1].split()[-1] == "yes"
+
+
 @pytest.mark.parametrize("source", ["hub", "url"])
 def test_a_cached_file_changed_in_place_is_not_called_verified(
     zoo: Run, tiny: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
@@ -476,7 +341,7 @@ def test_a_cached_file_changed_in_place_is_not_called_verified(
     assert code == 1 and "corrupt" in out
     if source == "hub":  # offline, the bad copy cannot be replaced: say so, keep nothing unverified
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        refused(zoo("download", name), "no longer matches its hub digest", "download it again with network")
+        refused(zoo("download", name), "does not match its hub digest", "download it again with network")
         monkeypatch.delenv("HF_HUB_OFFLINE")
     code, out, err = zoo("download", name)
     assert code == 0 and "verified" in err
@@ -519,38 +384,7 @@ def test_the_features_cache_is_keyed_on_the_weights(
         assert len(list((zoo_env / "features").glob("*.npy"))) == 2 * (version + 1)
 
 
-# --- other resources -----------------------------------------------------------------------------------
-
-
-def test_import_of_a_folder_does_not_follow_links_out_of_it(
-    zoo: Run, tmp_path: Path, targets: Targets, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "model.safetensors").write_bytes(WEIGHTS)
-    (folder / "id_ed25519").symlink_to(targets.home / ".bashrc")
-    (folder / "outside").symlink_to(targets.home, target_is_directory=True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with attack(targets):
-        code, _, err = zoo("import", str(folder), "--name", "mine.v1", "--like", "all-MiniLM-L6-v2")
-    assert code == 0 and "skipped 2 symbolic link(s)" in err
-    from zoo_core.sources import reset_catalogue
-
-    reset_catalogue()
-    code, out, _ = zoo("info", "mine.v1", "--json")
-    assert json.loads(out)["source"]["files"] == ["model.safetensors"]
-    assert zoo("cache", "verify")[0] == 0
-    for name in zoo_core.get("all-MiniLM-L6-v2").source.files:  # every file the entry names; one a link
-        if name == "config.json":
-            (folder / name).symlink_to(targets.home / ".bashrc")
-        elif name != "model.safetensors":
-            (folder / name).parent.mkdir(exist_ok=True)
-            (folder / name).write_bytes(b"{}")
-    with attack(targets):
-        code, _, err = zoo("import", str(folder), "--name", "all-MiniLM-L6-v2")
-    assert code == 1 and err.splitlines()[-1].endswith(
-        "config.json: a symbolic link or not a file; zoo imports only the folder's own files"
-    )
+# --- the terminal --------------------------------------------------------------------------------------
 
 
 def test_registry_text_reaches_the_terminal_without_control_characters(
