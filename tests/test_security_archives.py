@@ -400,6 +400,17 @@ def test_a_tampered_record_is_ignored_and_pruned(zoo: Run, tiny: str, zoo_env: P
 # --- local folders ---------------------------------------------------------------------------------------
 
 
+def _every_file_of_minilm(folder: Path, config: Callable[[Path], object]) -> None:
+    """Fill `folder` with every file MiniLM's entry names that is not there yet; `config` makes config.json."""
+    for name in zoo_core.get("all-MiniLM-L6-v2").source.files:
+        path = folder / name
+        path.parent.mkdir(exist_ok=True)
+        if name == "config.json":
+            config(path)
+        elif not path.exists():
+            path.write_bytes(b"{}")
+
+
 def test_import_of_a_folder_does_not_follow_links_out_of_it(
     zoo: Run, tmp_path: Path, targets: Targets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -418,12 +429,7 @@ def test_import_of_a_folder_does_not_follow_links_out_of_it(
     code, out, _ = zoo("info", "mine.v1", "--json")
     assert json.loads(out)["source"]["files"] == ["model.safetensors"]
     assert zoo("cache", "verify")[0] == 0
-    for name in zoo_core.get("all-MiniLM-L6-v2").source.files:  # every file the entry names; one a link
-        if name == "config.json":
-            (folder / name).symlink_to(targets.home / ".bashrc")
-        elif name != "model.safetensors":
-            (folder / name).parent.mkdir(exist_ok=True)
-            (folder / name).write_bytes(b"{}")
+    _every_file_of_minilm(folder, config=lambda path: path.symlink_to(targets.home / ".bashrc"))
     with attack(targets):
         code, _, err = zoo("import", str(folder), "--name", "all-MiniLM-L6-v2")
     assert code == 1 and err.splitlines()[-1].endswith(
@@ -444,11 +450,7 @@ def test_import_of_a_folder_skips_odd_names_and_refuses_a_pipe(
     assert "\x1b" not in err and json.loads(zoo("info", "odd.v1", "--json")[1])["source"]["files"] == [
         "model.safetensors"
     ]
-    os.mkfifo(folder / "config.json")
-    for name in zoo_core.get("all-MiniLM-L6-v2").source.files:
-        if not (folder / name).exists():
-            (folder / name).parent.mkdir(exist_ok=True)
-            (folder / name).write_bytes(b"{}")
+    _every_file_of_minilm(folder, config=os.mkfifo)
     with attack(targets):
         code, _, err = zoo("import", str(folder), "--name", "all-MiniLM-L6-v2")
     assert code == 1 and err.splitlines()[-1].endswith(
