@@ -72,11 +72,17 @@ def test_a_cached_model_loads_when_the_hub_is_unreachable(
 
 
 def test_registry_sha256_is_checked(hub: HubServer, tiny: str) -> None:
+    with pytest.raises(ChecksumError, match=r"does not match its registry sha256 0{64} twice"):
+        zoo_core.fetch(model("other.v1", sha256={"model.safetensors": "0" * 64}))
     good = hashlib.sha256(WEIGHTS).hexdigest()
     record = zoo_core.fetch(model(sha256={"model.safetensors": good}))
     assert {each.name: each.verified_by for each in record.files}["model.safetensors"] == "registry sha256"
-    with pytest.raises(ChecksumError, match=r"does not match its registry sha256 0{64} twice"):
+    # another entry pinning other bytes for the same file does not take the verified copy away
+    with pytest.raises(
+        ChecksumError, match=r"the hub cache holds a copy with ETag [0-9a-f]{64} that 'tiny.v1' verified"
+    ):
         zoo_core.fetch(model("other.v1", sha256={"model.safetensors": "0" * 64}), force=True)
+    assert Path(record.folder, "model.safetensors").read_bytes() == WEIGHTS
 
 
 def test_pinned_revision(hub: HubServer, tiny: str) -> None:

@@ -140,6 +140,35 @@ def test_the_guard_holds_on_every_client_huggingface_hub_makes(
             huggingface_hub.get_session().head(f"{hub.url}/org/tiny/resolve/main/config.json")
 
 
+def test_a_mirror_cannot_replace_what_another_model_verified(
+    zoo: Run, hub: HubServer, tiny: str, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every endpoint shares one hub cache: a mirror that names tiny.v1's commit for other bytes is refused."""
+    from zoo_core.testing.hub import running_hub
+
+    assert zoo("download", "tiny.v1")[0] == 0
+    with running_hub() as mirror:
+        mirror.add_repo("org/tiny", {"config.json": b'{"hidden_size": 666}\n'})
+        mirror.lie("org/tiny", "config.json", **{"X-Repo-Commit": tiny})
+        entry = REGISTRY.replace("tiny.v1", "evil.v1").replace("files = [", f'endpoint = "{mirror.url}", files = [')
+        registry = Path(os.environ["ZOO_REGISTRY"])
+        write_catalogue(registry, registry.read_text() + entry.replace(', "model.safetensors"', ""))
+        with attack(targets):
+            refused(zoo("download", "evil.v1"), f"{mirror.url} serves ETag", "that 'tiny.v1' verified; zoo keeps it")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = zoo("download", "tiny.v1")
+    assert code == 0 and err.endswith(", verified\n") and Path(out.strip(), "config.json").read_bytes() == CONFIG
+
+
+def test_removing_a_model_keeps_the_files_another_model_uses(zoo: Run, tiny: str) -> None:
+    registry = Path(os.environ["ZOO_REGISTRY"])
+    config_only = REGISTRY.replace("tiny.v1", "tiny-config.v1").replace(', "model.safetensors"', "")
+    write_catalogue(registry, registry.read_text() + config_only)
+    assert zoo("download", "tiny.v1")[0] == 0 and zoo("download", "tiny-config.v1")[0] == 0
+    assert zoo("cache", "rm", "tiny-config.v1")[0] == 0
+    assert zoo("cache", "verify")[0] == 0 and zoo("cache", "list")[1].splitlines()[1].split()[-1] == "yes"
+
+
 def test_only_file_metadata_must_carry_a_digest_etag() -> None:
     """The hub's JSON API may send weak ETags; a file's metadata (HEAD, /resolve/) may not."""
     import httpx2

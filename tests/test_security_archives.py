@@ -316,6 +316,55 @@ def test_a_known_model_comes_whole(
         refused(zoo("cache", "import", str(hostile)), "the record lacks model.safetensors, which the entry needs")
 
 
+def test_an_archive_cannot_add_unpinned_files_to_a_commit_held_here(
+    zoo: Run, archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, targets: Targets
+) -> None:
+    """A new model at tiny.v1's commit, with a file tiny.v1 does not have: it would land in tiny.v1's folder."""
+    monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "tiny.toml"))
+    assert zoo("download", "tiny.v1")[0] == 0
+
+    def addon(document: dict[str, Any]) -> None:
+        document["models"][0]["spec"].update(name="addon.v1", source={"hub": "org/tiny"})
+        _record(document)["model"] = "addon.v1"
+        _file(document, "config.json")["name"] = "tokenizer_config.json"
+
+    def renamed(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+        info.name = info.name.replace("files/tiny.v1/", "files/addon.v1/").replace(
+            "config.json", "tokenizer_config.json"
+        )
+        return info, data
+
+    hostile = rewrite_archive(archive, archive.with_name("addon.tar"), addon, renamed)
+    with attack(targets):
+        refused(zoo("cache", "import", str(hostile)), "would add tokenizer_config.json, which no registry pins")
+
+
+def test_an_unverified_copy_never_replaces_a_verified_one(
+    zoo: Run, archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "tiny.toml"))
+    assert zoo("download", "tiny.v1")[0] == 0
+    assert zoo("cache", "import", str(archive)) == (0, "imported 1 model(s): tiny.v1\n", "")  # the same files
+    assert zoo("cache", "list")[1].splitlines()[1].split()[-1] == "yes"
+
+    def elsewhere(document: dict[str, Any]) -> None:
+        _record(document)["commit"] = "e" * 40
+
+    other = rewrite_archive(archive, archive.with_name("other-commit.tar"), elsewhere)
+    refused(zoo("cache", "import", str(other)), "'tiny.v1' is cached here and verified; the archive's copy is not")
+
+
+def test_a_manifest_cannot_name_one_model_twice(zoo: Run, archive: Path, targets: Targets) -> None:
+    def twice(document: dict[str, Any]) -> None:
+        second = json.loads(json.dumps(document["models"][0]))
+        second["spec"]["name"] = second["record"]["model"] = "TINY.v1"
+        document["models"].append(second)
+
+    hostile = rewrite_archive(archive, archive.with_name("twice.tar"), twice)
+    with attack(targets):
+        refused(zoo("cache", "import", str(hostile)), "names 'tiny.v1' twice")
+
+
 def _hand_made(path: Path, models: list[dict[str, Any]], members: dict[str, bytes], mode: str = "w") -> Path:
     """An archive with this manifest and these members, in this order."""
     with tarfile.open(path, mode) as tar:
@@ -435,6 +484,10 @@ def test_import_of_a_folder_does_not_follow_links_out_of_it(
     assert code == 1 and err.splitlines()[-1].endswith(
         "config.json: a symbolic link, or it leads out of the folder; import its target instead"
     )
+    (folder / "config.json").unlink()
+    (folder / "config.json").write_bytes(b"{}")
+    code, _, err = zoo("import", str(folder), "--name", "ALL-MiniLM-L6-v2")  # the catalogue's name, other case
+    assert code == 0 and zoo_core.fetch("all-MiniLM-L6-v2").model == "all-MiniLM-L6-v2"
 
 
 def test_import_of_a_folder_skips_odd_names_and_refuses_a_pipe(

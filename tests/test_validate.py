@@ -28,7 +28,24 @@ def test_model_names_that_pass(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".hidden", "a/../b", "a//b", "a/./b", "a/", "a b", "a\x1b", "-x", 5, "a" * 201, "org--x"]
+    "name",
+    [
+        "",
+        ".hidden",
+        "a/../b",
+        "a//b",
+        "a/./b",
+        "a/",
+        "a b",
+        "a\x1b",
+        "-x",
+        5,
+        "a" * 201,
+        "org--x",
+        "org-/w",
+        "org/-w",
+        "a./b",
+    ],
 )
 def test_model_names_that_are_refused(name: object) -> None:
     refuses(validate.model_name, name)
@@ -96,7 +113,7 @@ def test_endpoints_are_http_urls() -> None:
     assert validate.endpoint("https://mirror.example/hub/", "here") == "https://mirror.example/hub"
     assert validate.endpoint("http://127.0.0.1:8080", "here") == "http://127.0.0.1:8080"
     bad_urls = ("file:///etc", "ftp://x", "mirror.example", "https://", "https://x/?q=1", "https://x/a b")
-    for bad in (*bad_urls, "http://[::1", "http://x:99999", "https://x/\u202eevil", "https://x/\x00"):
+    for bad in (*bad_urls, "http://[::1", "http://x:99999", "https://x/\u202eevil", "https://x/\x00", "http://u:pw@x"):
         refuses(validate.endpoint, bad, "is not a hub URL")
 
 

@@ -46,14 +46,14 @@ from zoo_core.catalogue import Catalogue
 from zoo_core.errors import ArchiveError, ChecksumError, ModelNotFoundError, RegistryError, UnsafeValueError
 from zoo_core.hashing import file_digest, matches_etag
 from zoo_core.hubcache import Placement, check_layout, stage
-from zoo_core.records import FileRecord, ModelRecord, read_records, write_record
+from zoo_core.records import FileRecord, ModelRecord, read_record, read_records, write_record
 from zoo_core.registry import parse_spec
 from zoo_core.settings import Settings
 from zoo_core.sources import reset_catalogue
 from zoo_core.specs import ModelSpec
 from zoo_core.urls import model_folder
 from zoo_core.user_registry import add_to_user_registry
-from zoo_core.verification import etag_label
+from zoo_core.verification import VERIFIED, etag_label, is_verified
 
 __all__ = ["export_archive", "import_archive"]
 
@@ -242,9 +242,10 @@ def _models(tar: tarfile.TarFile, archive: Path, catalogue: Catalogue) -> list[_
             models.append(_checked_model(entry, catalogue, where))
         except (ArchiveError, UnsafeValueError, RegistryError, KeyError, TypeError) as error:
             raise ArchiveError(f"{error}; nothing was installed") from None
-    names = [model.spec.name for model in models]
-    if len(set(names)) != len(names):
-        raise ArchiveError(f"{archive}: {_MANIFEST} lists a model twice; nothing was installed")
+    names = [name.lower() for m in models for name in (m.spec.name, *(m.spec.aliases if m.new else ()))]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise ArchiveError(f"{archive}: {_MANIFEST} names '{twice}' twice (names and aliases, in any case)")
     return models
 
 
@@ -280,8 +281,15 @@ def _plan(settings: Settings, model: _Model, staged: dict[str, Path], placement:
     if record.source == "hub" and spec.source.hub and record.commit:
         storage = check_layout(settings.hub_cache, spec.source.hub, placement.where)
         folder = storage / "snapshots" / record.commit
+        held = folder.is_dir() and any(path.is_symlink() or path.is_file() for path in folder.rglob("*"))
         for file in record.files:
             assert file.etag is not None
+            new_here = not ((folder / file.name).exists() or (folder / file.name).is_symlink())
+            if held and new_here and file.verified_by not in VERIFIED:
+                raise ArchiveError(
+                    f"{placement.where}: '{spec.name}' would add {file.name}, which no registry pins, to commit "
+                    f"{record.commit} of {spec.source.hub}, which this machine holds already; nothing was installed"
+                )
             blob = storage / "blobs" / file.etag
             placement.file(storage, blob, staged[file.name])
             placement.link(storage, folder / file.name, blob)
@@ -326,6 +334,29 @@ def _stage_members(tar: tarfile.TarFile, settings: Settings, models: list[_Model
     return staged
 
 
+def _contents(record: ModelRecord) -> tuple[str | None, dict[str, str]]:
+    return record.commit, {file.name: file.sha256 for file in record.files}
+
+
+def _keeps_verified_copy(settings: Settings, spec: ModelSpec, record: ModelRecord, archive: Path) -> bool:
+    """Whether the model's verified copy here stays as it is (the archive brings the same files, unverified).
+
+    An archive's copy that is not verified never replaces a verified one: other files are refused.
+    """
+    existing = read_record(settings.home, spec.name)
+    if existing is None or not is_verified(existing, spec) or is_verified(record, spec):
+        return False
+    if (existing.commit, {f.name: f.sha256 for f in existing.files}) == (
+        record.commit,
+        {f.name: f.sha256 for f in record.files},
+    ):
+        return True
+    raise ArchiveError(
+        f"{archive}: '{spec.name}' is cached here and verified; the archive's copy is not, so it does not replace "
+        f"it and nothing was installed (to replace it: zoo cache rm {spec.name}, then import again)"
+    )
+
+
 def _install(settings: Settings, models: list[_Model], staged: _Staged, archive: Path) -> None:
     """Check every staged file, then place them all and write the records; on any failure nothing stays."""
     placement = Placement(str(archive))
@@ -334,10 +365,12 @@ def _install(settings: Settings, models: list[_Model], staged: _Staged, archive:
         by_name = {file.name: staged[f"files/{model.spec.name}/{file.name}"] for file in model.record.files}
         checked = [_verified_file(model.spec, file, *by_name[file.name], str(archive)) for file in model.record.files]
         record = dataclasses.replace(model.record, files=tuple(checked))
+        if _keeps_verified_copy(settings, model.spec, record, archive):
+            continue
         paths = {name: path for name, (path, _) in by_name.items()}
-        installed.append(_plan(settings, dataclasses.replace(model, record=record), paths, placement))
+        installed.append((model, _plan(settings, dataclasses.replace(model, record=record), paths, placement)))
     placement.commit()
-    for model, record in zip(models, installed, strict=True):
+    for model, record in installed:
         write_record(settings.home, record)
         if model.new:
             add_to_user_registry(settings.home, model.spec)

@@ -41,8 +41,10 @@ def _spec(catalogue: Catalogue, model: str) -> ModelSpec | None:
 
 
 def model_state(record: ModelRecord, spec: ModelSpec | None) -> str:
-    """`zoo cache list`'s verdict on a model: "yes", "stale", "changed" (run verify) or "no"."""
+    """`zoo cache list`'s verdict on a model: "yes", "missing", "stale", "changed" (run verify) or "no"."""
     states = [file_state(file, spec) for file in record.files]
+    if not all(Path(file.path).is_file() for file in record.files):
+        return "missing"
     if "stale" in states:
         return "stale"
     if "unhashed" in states or not all(unchanged(file, Path(file.path)) for file in record.files):
@@ -94,12 +96,15 @@ def verify(settings: Settings, names: tuple[str, ...] = (), catalogue: Catalogue
 
 
 def _delete_hub_files(settings: Settings, record: ModelRecord, others: list[ModelRecord]) -> None:
-    """Delete the model's snapshot links, and each blob no other recorded model uses."""
+    """Delete the model's snapshot links and blobs, except those another recorded model uses."""
     kept = {file.etag for other in others for file in other.files}
+    linked = {file.path for other in others for file in other.files}
     where = f"the record of '{record.model}'"
     for file in record.files:
         path = Path(file.path)
         validate.inside(settings.hub_cache, path.parent, where)
+        if file.path in linked:
+            continue
         blob = linked_blob(path)
         path.unlink(missing_ok=True)
         if blob is not None and blob.name not in kept and blob.parent.name == "blobs":

@@ -110,6 +110,7 @@ def import_folder(
         raise DownloadError(f"{folder}: not a folder")
     present = _folder_files(folder)
     spec, new = _entry(catalogue, folder, name, like, present)
+    name = spec.name  # the catalogue's spelling, not the one typed
     if spec.source.hub is None:
         raise DownloadError(f"'{name}' comes from a URL, not a hub; `zoo import` fills the hub cache")
     names = [validate.file_name(each, f"'{name}': source.files") for each in spec.source.files or present]

@@ -38,10 +38,10 @@ from zoo_core.hashing import GrowingFileHasher, file_digest, matches_etag
 from zoo_core.hubcache import check_layout, linked_blob
 from zoo_core.hubheaders import guarded, refused
 from zoo_core.network import silent_tqdm, with_retries
-from zoo_core.records import FileRecord, ModelRecord
+from zoo_core.records import FileRecord, ModelRecord, read_records
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
-from zoo_core.verification import HUB_CHECKS, etag_label, file_state, same_file
+from zoo_core.verification import HUB_CHECKS, VERIFIED, etag_label, file_state, same_file
 
 __all__ = ["fetch_from_hub"]
 
@@ -153,6 +153,26 @@ class _HubFetch:
             raise UnsafeValueError(f"{where}: {blob} leads outside the hub cache {self.settings.hub_cache}")
         return blob, blob.name
 
+    def _forget(self, path: Path, content: Path, etag: str | None, reason: str) -> None:
+        """Remove a snapshot file that is not what it should be, and its blob unless another snapshot links to it.
+
+        A file another record verified (against its registry pin or the hub) is kept when its bytes still
+        match their ETag: then two sources disagree about one commit, and zoo stops rather than choose.
+        """
+        records = read_records(self.settings.home).values()
+        users = [r.model for r in records if any(f.path == str(path) and f.verified_by in VERIFIED for f in r.files)]
+        if users and reason and etag is not None and matches_etag(content, etag, file_digest(content)):
+            raise ChecksumError(
+                f"'{self.spec.name}': {path.name} of {self.repo}@{self.revision}: {reason}, but the hub cache holds "
+                f"a copy with ETag {etag} that '{users[0]}' verified; zoo keeps it (two sources disagree about one "
+                f"commit: check this entry's source.endpoint and sha256)"
+            )
+        path.unlink(missing_ok=True)
+        if content != path:
+            snapshots = content.parent.parent / "snapshots"
+            if not any(linked_blob(other) == content for other in snapshots.rglob("*")):
+                content.unlink(missing_ok=True)
+
     def file(self, filename: str) -> FileRecord:
         """Download (or find) one file, verify it, and pin the commit it came from."""
         expected = self.spec.sha256.get(filename)
@@ -166,8 +186,8 @@ class _HubFetch:
             if served is None and expected is None and not (self.offline or from_hub):
                 served = self._served_etag(filename)  # the cache answered alone: is it what the hub serves?
             if served is not None and served != etag:
-                _forget(path, content)  # another file than the hub's for this commit (an archive's, say)
-                continue
+                self._forget(path, content, etag, f"{self.endpoint} serves ETag {served} for it")
+                continue  # it held another file than the hub's for this commit (an archive's, say)
             if attempt == 1 and _reusable(known, etag, content, self.spec):
                 assert known is not None
                 if served is not None and etag is not None and expected is None:  # the hub vouches for it now
@@ -183,7 +203,7 @@ class _HubFetch:
                     f"{'registry sha256' if expected else 'hub digest'}; download it again with network: "
                     f"zoo download {self.spec.name}"
                 )
-            _forget(path, content)
+            self._forget(path, content, etag, "it does not match the registry's sha256" if expected else "")
         raise ChecksumError(
             f"'{self.spec.name}': {filename} from {self.repo}@{self.revision} does not match its "
             f"{'registry sha256 ' + expected if expected else 'hub digest'} twice; the file was "
@@ -197,16 +217,6 @@ def _reusable(known: FileRecord | None, etag: str | None, content: Path, spec: M
     if known is None or known.etag != etag or not same_file(known, content.stat()):
         return False
     return file_state(known, spec) in ("ok", "unverified")
-
-
-def _forget(path: Path, content: Path) -> None:
-    """Remove a snapshot file, and its blob unless another snapshot of the repo still links to it."""
-    path.unlink(missing_ok=True)
-    if content == path:
-        return
-    snapshots = content.parent.parent / "snapshots"
-    if not any(linked_blob(other) == content for other in snapshots.rglob("*")):
-        content.unlink(missing_ok=True)
 
 
 def _verify(

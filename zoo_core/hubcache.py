@@ -84,14 +84,16 @@ class Placement:
     _steps: list[tuple[Path, Callable[[Path], None]]] = field(default_factory=list)
     _targets: set[Path] = field(default_factory=set)
     _files: set[Path] = field(default_factory=set)
+    _folders: set[Path] = field(default_factory=set)  # every folder above a target
 
     def _target(self, root: Path, target: Path) -> Path:
         checked = validate.inside(root, target.parent, self.where) / target.name
-        if checked in self._targets or any(checked.is_relative_to(each) for each in self._targets):
+        if checked in self._targets or any(parent in self._targets for parent in checked.parents):
             raise UnsafeValueError(f"{self.where}: {target} is placed twice, or inside another placed file")
-        if any(each.is_relative_to(checked) for each in self._targets):
+        if checked in self._folders:
             raise UnsafeValueError(f"{self.where}: {target} would hold another placed file")
         self._targets.add(checked)
+        self._folders.update(checked.parents)
         return checked
 
     def file(self, root: Path, target: Path, staged: Path) -> None:

@@ -8,7 +8,7 @@ the path, resolved, must stay under its root.
 
 | kind       | accepted                                                                   |
 |------------|----------------------------------------------------------------------------|
-| model name | letters, digits and ``. _ - / +``; parts split by ``/`` are not ``.``/``..`` |
+| model name | letters, digits and ``. _ - / +``; each ``/`` part starts with a letter or digit, no ``--`` |
 | repo id    | ``name`` or ``org/name`` as the hub allows (no ``--``, no ``..``, 96 chars)  |
 | revision   | a 40-hex commit, or a branch or tag under git's ref-name rules              |
 | commit     | 40 lowercase hex digits                                                    |
@@ -48,7 +48,7 @@ __all__ = [
 MAX_NAME_LENGTH = 200  # a model name becomes a file name ("<name>.json") and folder names with suffixes
 _MAX_PART_BYTES = 255  # the longest file name common file systems allow
 _MAX_PATH_LENGTH = 1024
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]*")
+_NAME_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._+-]*[A-Za-z0-9_+])?")
 _REPO_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]+", re.ASCII)
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -77,9 +77,11 @@ def model_name(value: object, where: str) -> str:
     name = _text(value, where, "a model name")
     if len(name) > MAX_NAME_LENGTH:
         raise _refuse(where, name, f"is longer than {MAX_NAME_LENGTH} characters; choose a shorter name")
-    if not _NAME.fullmatch(name) or "--" in name or any(part in ("", ".", "..") for part in name.split("/")):
-        problem = "is not a model name: use letters, digits and . _ - / + (no '--', no empty, . or .. parts)"
-        raise _refuse(where, name, problem)
+    # each part starts with a letter or digit and does not end in - or ., and no "--": then the folder
+    # name that `path_part` makes ("/" -> "--") belongs to this one name
+    if "--" in name or not all(_NAME_PART.fullmatch(part) for part in name.split("/")):
+        problem = "is not a model name: use letters, digits and . _ - + between '/'s, each part starting with a"
+        raise _refuse(where, name, f"{problem} letter or digit, not ending in - or ., and no '--'")
     return name
 
 
@@ -168,6 +170,12 @@ def endpoint(value: object, where: str) -> str:
         parts.port  # noqa: B018  (raises for a port out of range)
     except ValueError:
         valid = False
+    if valid and (parts.username or parts.password):
+        raise _refuse(
+            where,
+            "<a URL with credentials>",
+            "is not a hub URL zoo accepts: it holds a user or password (use HF_TOKEN)",
+        )
     if not valid:
         raise _refuse(where, text, "is not a hub URL: expected http(s)://host[:port][/path]")
     return text.rstrip("/")

@@ -20,9 +20,10 @@ from pathlib import Path
 from zoo_core.records import FileRecord, ModelRecord
 from zoo_core.specs import ModelSpec
 
-__all__ = ["HUB_CHECKS", "etag_label", "file_state", "is_verified", "same_file", "unchanged"]
+__all__ = ["HUB_CHECKS", "VERIFIED", "etag_label", "file_state", "is_verified", "same_file", "unchanged"]
 
 HUB_CHECKS = ("hub sha256", "hub git sha1")
+VERIFIED = ("registry sha256", "registry sha1", *HUB_CHECKS)  # labels of bytes checked against a digest named now
 
 
 def etag_label(source: str, etag: str) -> str:

@@ -29,7 +29,7 @@ def list_command(state: State, /, as_json: bool) -> None:
     """Cached models: revision, size, and whether every file is verified against the digest named now.
 
     verified: yes; no (nothing to check against); stale (the registry now names another digest: download
-    again); changed (a file changed since it was hashed: run `zoo cache verify`).
+    again); changed (a file changed since it was hashed: run `zoo cache verify`); missing (a file is gone).
     """
     catalogue = state.catalogue()
     records = sorted(read_records(Settings.from_env().home).values(), key=lambda record: record.model)
