@@ -32,6 +32,25 @@ def test_search_json_is_only_a_json_array(zoo: Run) -> None:
 def test_search_with_no_match_says_so(zoo: Run) -> None:
     assert zoo("search", "qqqqzzzz") == (0, "", "No model matches 'qqqqzzzz'.\n")
     assert zoo("search", "qqqqzzzz", "--json") == (0, "[]\n", "")
+    code, _, err = zoo("search", "resnet", "--max-params", "30")
+    assert code == 0 and "match 'resnet', but none passes the filters (--max-params 30 means 30 parameters" in err
+    assert zoo("list", "--family", "vgg16")[2] == "No model has family 'vgg16'; did you mean 'vgg'?\n"
+    assert zoo("list", "--license", "apache")[2] == "No model has license 'apache'; did you mean 'apache-2.0'?\n"
+    assert "vgg16.tv_in1k" in zoo("list", "--family", "VGG")[1]
+
+
+def test_registry_files_of_a_command_are_its_whole_catalogue(zoo: Run, write_registry: Callable[..., Path]) -> None:
+    """`--registry` reaches every part of the command (through the default catalogue), and only that command."""
+    import zoo_core
+    from zoo_core.sources import default_catalogue, use_registry_files
+
+    path = write_registry(image_entry("mine.v1"))
+    assert zoo("--registry", str(path), "info", "mine.v1")[0] == 0
+    assert "mine.v1" in default_catalogue()  # what the command's deeper layers asked for by name
+    assert zoo("info", "mine.v1")[0] == 1  # the next command, without --registry
+    use_registry_files(())
+    with pytest.raises(zoo_core.ModelNotFoundError):
+        zoo_core.get("mine.v1")
 
 
 def test_list_filters(zoo: Run) -> None:

@@ -161,13 +161,23 @@ def load_catalogue(registry_files: Sequence[Path] = (), settings: Settings | Non
 
 
 _default: Catalogue | None = None
+_command_files: tuple[Path, ...] = ()  # `zoo --registry FILE` for the command running now
+
+
+def use_registry_files(files: Sequence[Path]) -> None:
+    """Make `files` part of the default catalogue (the CLI's ``--registry``), so every part of a command —
+    download, check, finetune, export, a manifest's model — reads one catalogue built from the same options."""
+    global _command_files
+    if tuple(files) != _command_files:
+        _command_files = tuple(files)
+        reset_catalogue()
 
 
 def default_catalogue() -> Catalogue:
-    """The catalogue from the environment's sources, loaded once per process."""
+    """The catalogue from the environment's sources (and the command's ``--registry`` files), loaded once."""
     global _default
     if _default is None:
-        _default = load_catalogue()
+        _default = load_catalogue(_command_files)
     return _default
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import click
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue
 from zoo_core.errors import ZooError
-from zoo_core.sources import default_catalogue, load_catalogue
+from zoo_core.sources import default_catalogue, use_registry_files
 
 __all__ = ["State", "cli", "main"]
 
@@ -28,12 +28,10 @@ class State:
     """What the root options set for every subcommand."""
 
     registry_files: tuple[Path, ...] = ()
-    _catalogue: Catalogue | None = field(default=None, repr=False)
 
     def catalogue(self) -> Catalogue:
-        if self._catalogue is None:
-            self._catalogue = load_catalogue(self.registry_files) if self.registry_files else default_catalogue()
-        return self._catalogue
+        """The one catalogue of this command: the environment's sources and the ``--registry`` files."""
+        return default_catalogue()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,6 +47,7 @@ class State:
 @click.pass_context
 def cli(ctx: click.Context, registry_files: tuple[Path, ...], debug: bool) -> None:
     """zoo: find a pretrained backbone, check your data against it, adapt it, ship it."""
+    use_registry_files(registry_files)  # every part of the command reads the same catalogue
     ctx.obj = State(registry_files)
 
 

@@ -12,7 +12,6 @@ from zoo_core.download import fetch
 from zoo_core.folder_import import import_folder
 from zoo_core.records import ModelRecord
 from zoo_core.settings import Settings
-from zoo_core.sources import load_catalogue
 from zoo_core.specs import ModelSpec
 from zoo_core.verification import is_verified
 
@@ -64,7 +63,7 @@ def _unverified(record: ModelRecord) -> str:
 def import_command(state: State, /, folder: Path, name: str, like: str | None) -> None:
     """Add a local folder of model files (a repo's layout) to the cache, for machines with no network."""
     record = import_folder(Settings.from_env(), state.catalogue(), folder, name, like)
-    click.echo(_summary(record, load_catalogue(state.registry_files).get(name)), err=True)
+    click.echo(_summary(record, state.catalogue().get(record.model)), err=True)
     click.echo(record.folder)
 
 

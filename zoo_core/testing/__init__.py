@@ -24,7 +24,7 @@ from zoo_core.checks import CheckReport, Finding
 from zoo_core.hookspecs import hookimpl
 from zoo_core.plugins import Requirement, get_plugin_manager, reset_plugin_manager
 from zoo_core.registry import parse_spec
-from zoo_core.sources import reset_catalogue
+from zoo_core.sources import reset_catalogue, use_registry_files
 from zoo_core.specs import ModelSpec
 from zoo_core.testing.hub import HubServer, running_hub
 
@@ -50,6 +50,7 @@ def zoo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in _SWITCHES:
         monkeypatch.delenv(name, raising=False)
     reset_plugin_manager()
+    use_registry_files(())
     reset_catalogue()
     yield home
     reset_plugin_manager()
