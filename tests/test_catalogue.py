@@ -116,3 +116,31 @@ def test_families_counts_per_plugin(catalogue: Catalogue) -> None:
 def test_specs_survive_the_index_unchanged(catalogue: Catalogue) -> None:
     original = spec("resnet101.a1h_in1k", aliases=["resnet101"], params=44_500_000, license="apache-2.0")
     assert catalogue.get("resnet101") == original
+
+
+def test_filters_ignore_case(catalogue: Catalogue) -> None:
+    assert names(catalogue.select(Filters(family="VGG"))) == ["vgg16_bn.tv_in1k"]
+    assert names(catalogue.select(Filters(modality="TEXT", plugin="Transformers"))) == ["bert-base"]
+
+
+def test_an_empty_result_says_which_filter_removed_everything(catalogue: Catalogue) -> None:
+    assert catalogue.why_empty(Filters(family="vgg16")) == "No model has family 'vgg16'; did you mean 'vgg'?"
+    assert catalogue.why_empty(Filters(licenses=("apache",))) == (
+        "No model has license 'apache'; did you mean 'apache-2.0'?"
+    )
+    assert catalogue.why_empty(Filters(max_params=30), "resnet18") == (
+        "2 model(s) match 'resnet18', but none passes the filters (--max-params 30 means 30 parameters: 25M, 1.5B?)."
+    )
+    assert catalogue.why_empty(Filters(), "qqqq") == "No model matches 'qqqq'."
+
+
+def test_the_api_takes_counts_as_the_cli_does() -> None:
+    import zoo_core
+
+    small = zoo_core.list_models(max_params="12M", family="resnet")
+    assert small and all(spec.params is not None and spec.params <= 12_000_000 for spec in small)
+    assert small == zoo_core.list_models(max_params=12_000_000, family="resnet")
+    with pytest.raises(ValueError, match="max_params='many' is not a count"):
+        zoo_core.list_models(max_params="many")
+    with pytest.raises(TypeError, match="max_params must be a whole number"):
+        zoo_core.list_models(max_params=1.5)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from zoo_core._version import __version__
-from zoo_core.catalogue import Catalogue, Filters
+from zoo_core.catalogue import Catalogue, Filters, parse_count
 from zoo_core.checks import CheckReport, Finding
 from zoo_core.compatibility import check
 from zoo_core.download import download, fetch
@@ -94,9 +94,16 @@ def _filters(
     modality: str | None,
     plugin: str | None,
     license: str | Sequence[str] | None,
-    max_params: int | None,
+    max_params: int | str | None,
 ) -> Filters:
     licenses = (license,) if isinstance(license, str) else tuple(license or ())
+    if isinstance(max_params, str):
+        try:
+            max_params = parse_count(max_params)
+        except ValueError:
+            raise ValueError(f"max_params={max_params!r} is not a count; use e.g. 25000000, '25M' or '1.5B'") from None
+    if max_params is not None and (not isinstance(max_params, int) or isinstance(max_params, bool)):
+        raise TypeError(f"max_params must be a whole number or a count like '25M', not {max_params!r}")
     return Filters(family, task, modality, plugin, licenses, max_params)
 
 
@@ -109,7 +116,7 @@ def search(
     modality: str | None = None,
     plugin: str | None = None,
     license: str | Sequence[str] | None = None,
-    max_params: int | None = None,
+    max_params: int | str | None = None,
 ) -> list[ModelSpec]:
     """Models matching `query`, best first: exact name, alias, prefix, words, then close spellings."""
     filters = _filters(family, task, modality, plugin, license, max_params)
@@ -128,7 +135,7 @@ def list_models(
     modality: str | None = None,
     plugin: str | None = None,
     license: str | Sequence[str] | None = None,
-    max_params: int | None = None,
+    max_params: int | str | None = None,
 ) -> list[ModelSpec]:
     """Every model that passes the filters, sorted by name."""
     return default_catalogue().select(_filters(family, task, modality, plugin, license, max_params))

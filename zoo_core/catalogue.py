@@ -22,7 +22,21 @@ from typing import Any
 from zoo_core.errors import ModelNotFoundError
 from zoo_core.specs import ModelSpec
 
-__all__ = ["Catalogue", "Filters"]
+__all__ = ["Catalogue", "Filters", "parse_count"]
+
+_WORD_FILTERS = ("family", "task", "modality", "plugin")
+_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+
+
+def parse_count(text: str) -> int:
+    """'25M', '1.5B', '500k' or '25000000' -> a whole number; ValueError otherwise."""
+    cleaned = text.strip().lower().replace("_", "")
+    scale = _SUFFIXES.get(cleaned[-1:], 1) if cleaned else 1
+    number = float(cleaned[:-1] if scale != 1 else cleaned)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(text)
+    return int(number * scale)
+
 
 EXACT, ALIAS, PREFIX, WORDS_IN_NAME, WORDS = 6, 5, 4, 3, 2  # fuzzy matches come only when none of these do
 _SCHEMA = """
@@ -37,6 +51,7 @@ CREATE INDEX words_by_word ON words (word);
 CREATE TABLE vocabulary (word TEXT PRIMARY KEY);
 CREATE TABLE notes (message TEXT);
 """
+_COLUMN = {"license": "license_l"}  # filter name -> column, where they differ
 _WORD = re.compile(r"[a-z]{3,}")  # fuzzy vocabulary: letter runs, so "resnet50" gives "resnet"
 _DIGITS = re.compile(r"\d+")
 
@@ -53,12 +68,12 @@ class Filters:
     max_params: int | None = None  # specs with an unknown parameter count are excluded
 
     def sql(self) -> tuple[str, list[Any]]:
-        """A WHERE clause (always valid, "1" when empty) and its parameters."""
+        """A WHERE clause (always valid, "1" when empty) and its parameters; words compare without case."""
         clauses, values = ["1"], []
-        for column in ("family", "task", "modality", "plugin"):
+        for column in _WORD_FILTERS:
             value = getattr(self, column)
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{column} = ? COLLATE NOCASE")
                 values.append(value)
         if self.licenses:
             clauses.append(f"license_l IN ({', '.join('?' * len(self.licenses))})")
@@ -202,6 +217,26 @@ class Catalogue:
             rows = self._db.execute(sql, [*values, word, word, word, -1 if limit is None else limit])
             names.update((row[0], None) for row in rows)
         return self._named(list(names)[:limit])
+
+    def why_empty(self, filters: Filters, query: str | None = None) -> str:
+        """Why a listing (or a search for `query`) found nothing: a filter value no model has (with the
+        closest one), or a query that matches models the filters then remove."""
+        for column in (*_WORD_FILTERS, "license"):
+            wanted = [getattr(filters, column)] if column != "license" else list(filters.licenses)
+            known = [row[0] for row in self._db.execute(f"SELECT DISTINCT {_COLUMN.get(column, column)} FROM models")]
+            for value in (each for each in wanted if each is not None):
+                if value.lower() not in {str(each).lower() for each in known}:
+                    close = difflib.get_close_matches(value.lower(), [str(each).lower() for each in known], n=1)
+                    names = sorted({str(each).lower() for each in known if each})
+                    listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+                    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {listed}"
+                    return f"No model has {column} '{value}'{hint}"
+        if query and (found := self.search(query, Filters(), limit=None)):
+            hint = ""
+            if filters.max_params is not None and filters.max_params < 1000:
+                hint = f" (--max-params {filters.max_params} means {filters.max_params} parameters: 25M, 1.5B?)"
+            return f"{len(found)} model(s) match '{query}', but none passes the filters{hint}."
+        return f"No model matches '{query}'." if query else "No model passes the filters."
 
     def families(self, plugin: str) -> dict[str, int]:
         """How many models of each family the named plugin builds, most first."""

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from zoo_core.catalogue import Filters
+from zoo_core.catalogue import Filters, parse_count
 from zoo_core.cli import State
-from zoo_core.cli.output import format_count, parse_count, print_json, print_table, printable
+from zoo_core.cli.output import format_count, print_json, print_table, printable
 from zoo_core.specs import ModelSpec
 
 __all__ = ["COMMANDS"]
@@ -55,12 +55,12 @@ def _filters(
     return Filters(family, task, modality, plugin, wanted, max_params)
 
 
-def _show(specs: list[ModelSpec], as_json: bool, empty: str) -> None:
+def _show(specs: list[ModelSpec], as_json: bool, empty: Callable[[], str]) -> None:
     if as_json:
         print_json([spec.to_dict() for spec in specs])
         return
     if not specs:
-        click.echo(empty, err=True)
+        click.echo(printable(empty()), err=True)
         return
     rows = [(s.name, s.family, s.task, format_count(s.params), s.license or "-") for s in specs]
     print_table(_HEADERS, rows)
@@ -71,7 +71,8 @@ def _show(specs: list[ModelSpec], as_json: bool, empty: str) -> None:
 @click.pass_obj
 def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
     """List the models in the catalogue, sorted by name."""
-    _show(state.catalogue().select(_filters(licenses=licenses, **filters)), as_json, "No model passes the filters.")
+    catalogue, chosen = state.catalogue(), _filters(licenses=licenses, **filters)
+    _show(catalogue.select(chosen), as_json, lambda: catalogue.why_empty(chosen))
 
 
 @click.command("search")
@@ -83,8 +84,8 @@ def search_command(
     state: State, /, query: tuple[str, ...], limit: int, as_json: bool, licenses: tuple[str, ...], **filters: Any
 ) -> None:
     """Find models by name, alias, family, tag or description; best matches first."""
-    found = state.catalogue().search(" ".join(query), _filters(licenses=licenses, **filters), limit)
-    _show(found, as_json, f"No model matches '{' '.join(query)}'.")
+    catalogue, chosen, text = state.catalogue(), _filters(licenses=licenses, **filters), " ".join(query)
+    _show(catalogue.search(text, chosen, limit), as_json, lambda: catalogue.why_empty(chosen, text))
 
 
 def _describe(value: Any) -> str:

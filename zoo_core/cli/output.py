@@ -10,9 +10,7 @@ from typing import Any
 
 import click
 
-__all__ = ["format_count", "parse_count", "print_json", "print_table", "printable"]
-
-_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+__all__ = ["format_count", "print_json", "print_table", "printable"]
 _HIDDEN = ("Cc", "Cf", "Cs", "Co", "Cn")  # controls, format (bidi overrides), surrogates, private use, unassigned
 _RAW_IN_JSON = re.compile(r"[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 
@@ -61,13 +59,3 @@ def format_count(value: int | None) -> str:
         if value >= scale:
             return f"{value / scale:.1f}{suffix}"
     return str(value)
-
-
-def parse_count(text: str) -> int:
-    """'25M', '1.5B', '500k' or '25000000' -> a whole number; ValueError otherwise."""
-    cleaned = text.strip().lower().replace("_", "")
-    scale = _SUFFIXES.get(cleaned[-1:], 1) if cleaned else 1
-    number = float(cleaned[:-1] if scale != 1 else cleaned)
-    if number < 0:
-        raise ValueError(text)
-    return int(number * scale)
