@@ -16,7 +16,7 @@ from torch import nn
 
 from zoo_core.backbone import Backbone, LayerGroup
 from zoo_core.specs import ImageInput, ModelSpec
-from zoo_core.weights import load_state_dict
+from zoo_core.weights import apply_state_dict, load_state_dict
 
 
 class TimmBackbone(Backbone):
@@ -30,7 +30,8 @@ class TimmBackbone(Backbone):
         )
         if weights_dir is not None:
             files = [name for name in spec.source.files if name.endswith((".safetensors", ".bin", ".pth"))]
-            self.network.load_state_dict(load_state_dict(weights_dir / (files[0] if files else "model.safetensors")))
+            path = weights_dir / (files[0] if files else "model.safetensors")
+            apply_state_dict(self.network, load_state_dict(path), path)
         self.stages = self._stages()  # (timm feature index, module name, channels)
         self.cut: int | None = None  # position in self.stages of the last stage kept, once drop_last was called
         self.head: nn.Module | None = None  # our own classifier after drop_last

@@ -14,7 +14,7 @@ from torchvision.models import alexnet
 
 from zoo_core.backbone import Backbone, LayerGroup
 from zoo_core.specs import ModelSpec
-from zoo_core.weights import load_state_dict
+from zoo_core.weights import apply_state_dict, load_state_dict
 
 # (group name, index after the stage's last layer in `features`, output channels)
 STAGES = [("stem", 3, 64), ("conv2", 6, 192), ("conv3", 8, 384), ("conv4", 10, 256), ("conv5", 13, 256)]
@@ -27,7 +27,7 @@ class AlexNetBackbone(Backbone):
         if weights_dir is not None:
             name = next((f for f in spec.source.files if f.endswith((".pth", ".safetensors"))), None)
             path = weights_dir / (name or Path(spec.source.url or "").name)
-            self.network.load_state_dict(load_state_dict(path))
+            apply_state_dict(self.network, load_state_dict(path), path)
         self.kept = len(STAGES)  # convolution stages in use; fewer after drop_last
         self.head: nn.Module | None = None  # our classifier after drop_last
 
