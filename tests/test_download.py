@@ -241,3 +241,14 @@ def test_a_url_download_cut_halfway_is_resumed(hub: HubServer) -> None:
     assert Path(record.files[0].path).read_bytes() == big
     second = {key.lower(): value for key, value in hub.downloads("model.safetensors")[1].items()}
     assert int(second["range"].removeprefix("bytes=").removesuffix("-")) > 0
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_url_file_name_that_needs_percent_encoding(hub: HubServer, listed: bool) -> None:
+    """The registry names the file as it is ("my net.bin"); the URL spells it encoded."""
+    hub.add_repo("org/spaces", {"my net.bin": WEIGHTS})
+    digest = {"my net.bin": hashlib.sha256(WEIGHTS).hexdigest()}
+    base = f"{hub.url}/org/spaces/resolve/main"
+    spec = url_model(f"{base}/", digest, ["my net.bin"]) if listed else url_model(f"{base}/my%20net.bin", digest)
+    record = zoo_core.fetch(spec)
+    assert record.files[0].name == "my net.bin" and Path(record.files[0].path).read_bytes() == WEIGHTS

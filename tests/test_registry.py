@@ -176,3 +176,20 @@ def test_parse_spec_errors_are_value_errors() -> None:
              "modality": "embedding", "source": {"hub": "o/r"}, "input": {"dim": 2}}  # fmt: skip
     with pytest.raises(RegistryError, match="here: model 'a': field 'aliases': 'bad name' is not a model name"):
         parse_spec(entry, "here")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.toml", "x = " + "[" * 5000 + "]" * 5000),
+        ("deep.json", '{"model": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    ],
+)
+def test_a_deeply_nested_file_is_one_error_naming_it(write_registry: Callable[..., Path], name: str, text: str) -> None:
+    path = write_registry(text, name)
+    assert _one_error(path) == f"{path}: nested too deeply to read; a registry file is a flat list of [[model]] tables"
+
+
+def test_a_name_too_long_for_a_file_system_is_refused(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a" * 250 + ".v1"))
+    assert "field 'name'" in _one_error(path) and "is longer than 200 characters" in _one_error(path)

@@ -274,6 +274,15 @@ def _read_document(path: Path) -> tuple[dict[str, Any], str]:
         raise RegistryError(f"{path}: cannot read registry file: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise RegistryError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        return _parsed(path, text), text
+    except RecursionError:
+        raise RegistryError(
+            f"{path}: nested too deeply to read; a registry file is a flat list of [[model]] tables"
+        ) from None
+
+
+def _parsed(path: Path, text: str) -> dict[str, Any]:
     if path.suffix == ".json":
         try:
             document = json.loads(text)
@@ -281,9 +290,9 @@ def _read_document(path: Path) -> tuple[dict[str, Any], str]:
             raise RegistryError(f"{path}:{error.lineno}: invalid JSON: {error.msg}; fix the syntax there") from None
         if not isinstance(document, dict):
             raise RegistryError(f'{path}: expected a JSON object with a "model" list')
-        return document, text
+        return document
     try:
-        return tomllib.loads(text), text
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         found = _TOML_POSITION.search(str(error))
         where = f"{path}:{found.group(1)}" if found else str(path)

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from zoo_core import validate
 from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
@@ -59,8 +59,12 @@ def _local_path(url: str) -> Path | None:
 
 
 def _file_url(spec: ModelSpec, name: str) -> str:
+    """Where file `name` (as the registry spells it, unquoted) is fetched from."""
     base = spec.source.url or ""
-    return base if not spec.source.files else f"{base.rstrip('/')}/{name}"
+    if not spec.source.files:
+        return base
+    remote = urlsplit(base).scheme in ("http", "https", "file")
+    return f"{base.rstrip('/')}/{quote(name) if remote else name}"
 
 
 def _transfer(url: str, partial: Path, quiet: bool) -> str | None:
@@ -185,7 +189,7 @@ def fetch_from_url(
     file is fetched again, and a cached copy is replaced only once the new one is verified.
     """
     url = spec.source.url or ""
-    names = list(spec.source.files) or [Path(urlsplit(url).path).name]
+    names = list(spec.source.files) or [unquote(Path(urlsplit(url).path).name)]  # "my%20net.pth" is "my net.pth"
     missing = [name for name in names if name not in spec.sha256 and name not in spec.sha1]
     if missing:
         raise DownloadError(
