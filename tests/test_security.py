@@ -129,7 +129,7 @@ def test_the_guard_holds_on_every_client_huggingface_hub_makes(
     import huggingface_hub
     from huggingface_hub.utils import _http
 
-    from zoo_core.hubheaders import guarded
+    from zoo_core.hubclient import guarded
 
     huggingface_hub.set_client_factory(_http.default_client_factory)  # as a user configuring a proxy would
     hub.lie("org/tiny", "config.json", ETag=f'"{os.path.relpath(targets.site / "evil.pth", blobs_folder())}"')
@@ -173,7 +173,7 @@ def test_only_file_metadata_must_carry_a_digest_etag() -> None:
     """The hub's JSON API may send weak ETags; a file's metadata (HEAD, /resolve/) may not."""
     import httpx2
 
-    from zoo_core.hubheaders import check_response, guarded
+    from zoo_core.hubclient import check_response, guarded
 
     commit = "a" * 40
 

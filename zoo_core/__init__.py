@@ -68,6 +68,7 @@ __all__ = [  # Backbone, Predictor and export_onnx are reached lazily (see __get
     "Requirement",
     "Source",
     "TextInput",
+    "UnreachableHubError",
     "UnsafeValueError",
     "UnsafeWeightsError",
     "UntrustedServerError",

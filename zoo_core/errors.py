@@ -19,6 +19,7 @@ __all__ = [
     "PluginUnavailableError",
     "RegistryError",
     "RegistryWarning",
+    "UnreachableHubError",
     "UnsafeValueError",
     "UnsafeWeightsError",
     "UntrustedServerError",
@@ -78,6 +79,14 @@ class ArchiveError(ZooError, ValueError):
 
 class UntrustedServerError(DownloadError):
     """A hub or mirror sent metadata that could lead a write astray (an ETag or commit that is not a digest)."""
+
+
+class UnreachableHubError(DownloadError):
+    """The hub or mirror's name does not resolve, or it refuses connections; `transient` if worth a retry."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class NotCachedError(ZooError, FileNotFoundError):

@@ -21,8 +21,12 @@ def is_transient(error: BaseException) -> bool:
         RevisionNotFoundError,
     )
 
+    from zoo_core.errors import UnreachableHubError
+
     seen: BaseException | None = error
     while seen is not None:
+        if isinstance(seen, UnreachableHubError):
+            return seen.transient
         if isinstance(seen, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
             return False
         if isinstance(seen, HfHubHTTPError):

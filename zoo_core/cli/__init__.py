@@ -68,12 +68,25 @@ def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     click.echo(f"zoo: warning: {printable(str(message))}", err=True)
 
 
+def _quiet_clients() -> None:
+    """huggingface_hub logs every retry on stderr; zoo says what went wrong in one line instead.
+
+    The variable is read when huggingface_hub is first imported; the level, if it already is.
+    """
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Run the CLI and exit with its status: 0 ok, 1 user error, 2 usage error."""
     from zoo_core.cli.output import printable
 
     args = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in args
+    _quiet_clients()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
