@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, REGISTRY, WEIGHTS
+from conftest import CONFIG, REGISTRY, WEIGHTS, Run
 
 import zoo_core
 from zoo_core import ChecksumError, DownloadError, NotCachedError, parse_spec
@@ -66,13 +67,80 @@ def test_a_cached_model_loads_when_the_hub_is_unreachable(
     closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
     try:
-        assert zoo_core.fetch(model()).files == online.files  # not offline: the client tries, then uses the cache
+        with pytest.warns(UserWarning, match=r"cannot reach 127\.0\.0\.1:\d+ .*; using the copy of 'tiny.v1'"):
+            assert zoo_core.fetch(model()).files == online.files  # not offline: zoo tries, then uses the cache
     finally:
         closed.close()
 
 
+def test_an_unreachable_hub_is_one_line_at_once(zoo: Run, tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name that does not resolve is not retried; a refused connection only briefly; no client log lines."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://no-such-host.invalid")
+    code, out, err = zoo("download", "tiny.v1")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("Error: cannot reach no-such-host.invalid: the name does not resolve") and "--offline" in err
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    try:
+        code, out, err = zoo("download", "tiny.v1")
+    finally:
+        closed.close()
+    assert code == 1 and err.count("\n") == 1 and "cannot reach 127.0.0.1" in err and "Connection refused" in err
+
+
+def test_a_forced_download_keeps_the_verified_copy_until_the_new_one_verifies(
+    zoo: Run, hub: HubServer, tiny: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert zoo("download", "tiny.v1")[0] == 0
+    hub.fail("org/tiny", "model.safetensors", "flip", times=2)
+    code, _, err = zoo("download", "tiny.v1", "--force")
+    assert code == 1 and "twice" in err and "the copy verified before was kept" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = zoo("download", "tiny.v1")
+    assert code == 0 and err.endswith(", verified\n")
+    assert Path(out.strip(), "model.safetensors").read_bytes() == WEIGHTS
+    assert zoo("cache", "verify")[0] == 0
+
+
+def test_new_weights_upstream_under_a_pin_keep_the_verified_commit(
+    zoo: Run, hub: HubServer, tiny: str, zoo_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = Path(os.environ["ZOO_REGISTRY"])
+    registry.write_text(REGISTRY + f'sha256 = {{ "model.safetensors" = "{hashlib.sha256(WEIGHTS).hexdigest()}" }}\n')
+    assert zoo("download", "tiny.v1")[0] == 0
+    newer = hub.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": WEIGHTS[::-1]})
+    code, _, err = zoo("download", "tiny.v1")
+    assert code == 1 and err.count("\n") == 1 and "server or a proxy" not in err
+    assert f"main is now commit {newer}" in err and f"the copy verified at commit {tiny} stays in the cache" in err
+    storage = zoo_env.parent / "hf-home" / "hub" / "models--org--tiny"
+    assert (storage / "refs" / "main").read_text() == tiny
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = zoo("download", "tiny.v1")
+    assert code == 0 and out.strip().endswith(tiny) and err.endswith(", verified\n")
+
+
+def test_prune_removes_what_interrupted_commands_left(zoo: Run, tiny: str, zoo_env: Path) -> None:
+    """A killed download leaves huggingface_hub's ``<etag>.<id>.incomplete``; a killed import, zoo's staging."""
+    assert zoo("download", "tiny.v1")[0] == 0
+    blobs = zoo_env.parent / "hf-home" / "hub" / "models--org--tiny" / "blobs"
+    partial = blobs / f"{'a' * 64}.1234abcd.incomplete"
+    partial.write_bytes(b"half")
+    staged = blobs / ".zoo-staged-x.incomplete"
+    staged.write_bytes(b"half")
+    os.utime(staged, (0, 0))
+    kept = blobs / ".zoo-kept-x-999999999"
+    kept.write_bytes(b"old")
+    code, out, _ = zoo("cache", "prune")
+    assert code == 0 and not partial.exists() and not staged.exists() and not kept.exists()
+    assert str(partial) in out and zoo("cache", "verify")[0] == 0
+
+
 def test_registry_sha256_is_checked(hub: HubServer, tiny: str) -> None:
-    with pytest.raises(ChecksumError, match=r"does not match its registry sha256 0{64} twice"):
+    with pytest.raises(
+        ChecksumError,
+        match=r"model.safetensors of org/tiny@[0-9a-f]{40} has sha256 [0-9a-f]{64}, not the one the registry pins \(0{64}\)",
+    ):
         zoo_core.fetch(model("other.v1", sha256={"model.safetensors": "0" * 64}))
     good = hashlib.sha256(WEIGHTS).hexdigest()
     record = zoo_core.fetch(model(sha256={"model.safetensors": good}))

@@ -7,7 +7,9 @@ files; both ask `zoo_core.verification.file_state` what a record vouches for tod
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +129,8 @@ def remove(settings: Settings, name: str) -> ModelRecord:
 
 
 def prune(settings: Settings) -> list[str]:
-    """Remove what no longer serves: records whose files are gone, unreadable records, partial downloads.
+    """Remove what no longer serves: records whose files are gone, unreadable records, and what interrupted
+    downloads, imports and exports left (partial and staged files no running process holds).
 
     Returns what was removed, one line each.
     """
@@ -141,8 +144,43 @@ def prune(settings: Settings) -> list[str]:
         if path not in {record_path(settings.home, name) for name in records}:
             path.unlink()
             removed.append(f"unreadable record {path}")
-    for pattern in ("*.incomplete", "*.tmp"):  # not *.lock: a running download may hold one
-        for path in sorted((settings.home / "files").rglob(pattern)):
-            path.unlink(missing_ok=True)
-            removed.append(str(path))
+    for path in _leftovers(settings):
+        path.unlink(missing_ok=True)
+        removed.append(str(path))
     return removed
+
+
+_IDLE = 600  # seconds without a write after which zoo's own staged file belongs to no running command
+
+
+def _leftovers(settings: Settings) -> list[Path]:
+    """Partial and staged files that no running process is writing."""
+    from filelock import FileLock, Timeout
+
+    found = []
+    for path in sorted(settings.hub_cache.glob("models--*/blobs/*.incomplete")):  # huggingface_hub's partials
+        lock = settings.hub_cache / ".locks" / path.parent.parent.name / f"{path.name.split('.')[0]}.lock"
+        try:
+            with FileLock(lock, timeout=0):  # a download in progress holds it
+                found.append(path)
+        except Timeout:
+            continue
+    now = time.time()
+    for root in (settings.hub_cache, settings.home / "files"):
+        if root.is_dir():
+            found += [path for path in root.rglob(".zoo-staged-*") if now - path.lstat().st_mtime > _IDLE]
+            found += [path for path in root.rglob(".zoo-kept-*") if not _running(path.name.rsplit("-", 1)[-1])]
+    for pattern in ("*.incomplete", "*.tmp"):  # zoo's URL downloads; not *.lock: a running download may hold one
+        found += sorted((settings.home / "files").rglob(pattern))
+    return sorted(set(found))
+
+
+def _running(pid: str) -> bool:
+    """Whether the process `pid` (from a file name zoo made) still runs."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

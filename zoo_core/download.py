@@ -47,7 +47,8 @@ def fetch(
         else:
             record = fetch_from_url(spec, settings, offline=offline, force=force, quiet=quiet, known=known)
     except ChecksumError:
-        remove_record(settings.home, spec.name)  # its files were deleted with the bad download
+        if known is not None and not all(Path(file.path).exists() for file in known.files):
+            remove_record(settings.home, spec.name)  # its files went with the bad download
         raise
     if record != known:
         write_record(settings.home, record)

@@ -3,7 +3,7 @@
 Files go through `huggingface_hub.hf_hub_download`, so the standard cache, `HF_TOKEN` and the hub's file
 locks behave as hub users expect. zoo adds what the client does not do:
 
-- the server's metadata is checked before the client writes anything (`zoo_core.hubheaders`): an ETag or
+- the server's metadata is checked before the client writes anything (`zoo_core.hubclient`): an ETag or
   commit that is not a digest, or a listed file name that would leave the repo's folder, ends the download;
 - every file is checked against the hub's own digest (the ETag: sha256 for LFS files, git's blob sha1 for
   the others) and against the registry's sha256 when the entry pins one — the client accepts a body whose
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -30,13 +31,14 @@ from zoo_core.errors import (
     ChecksumError,
     DownloadError,
     NotCachedError,
+    UnreachableHubError,
     UnsafeValueError,
     UntrustedServerError,
     ZooError,
 )
 from zoo_core.hashing import GrowingFileHasher, file_digest, matches_etag
-from zoo_core.hubcache import check_layout, linked_blob
-from zoo_core.hubheaders import guarded, refused
+from zoo_core.hubcache import check_layout, linked_blob, set_aside, write_ref
+from zoo_core.hubclient import guarded, refused
 from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord, read_records
 from zoo_core.settings import Settings
@@ -81,7 +83,9 @@ class _HubFetch:
             self.revision = known.commit  # offline, the commit zoo recorded, not whatever a ref says now
         self.offline, self.force = offline, force
         self.tqdm_class = silent_tqdm() if quiet else None
-        self.known = {each.name: each for each in known.files} if known and not force else {}
+        self.previous = {each.name: each for each in known.files} if known else {}
+        self.previous_commit = known.commit if known and known.revision == self.asked else None
+        self.known = self.previous if not force else {}
         self.attempts, self.delay = attempts, delay
         self.storage = check_layout(settings.hub_cache, self.repo, f"'{spec.name}': the hub cache")
 
@@ -174,7 +178,21 @@ class _HubFetch:
                 content.unlink(missing_ok=True)
 
     def file(self, filename: str) -> FileRecord:
-        """Download (or find) one file, verify it, and pin the commit it came from."""
+        """Download (or find) one file, verify it, and pin the commit it came from.
+
+        With `force`, a copy cached before stays until the new one is verified, and comes back if it fails.
+        """
+        before = self.previous.get(filename)
+        if not self.force or before is None or not Path(before.path).exists():
+            return self._fetch(filename)
+        with set_aside(Path(before.path)) as restore:
+            try:
+                return self._fetch(filename)
+            except ChecksumError as error:
+                restore()
+                raise ChecksumError(f"{error}; the copy verified before was kept") from None
+
+    def _fetch(self, filename: str) -> FileRecord:
         expected = self.spec.sha256.get(filename)
         known = self.known.get(filename)
         for attempt in (1, 2):
@@ -203,11 +221,29 @@ class _HubFetch:
                     f"{'registry sha256' if expected else 'hub digest'}; download it again with network: "
                     f"zoo download {self.spec.name}"
                 )
+            sha256 = file_digest(content)
+            if expected is not None and served is not None and etag is not None and matches_etag(content, etag, sha256):
+                self._forget(path, content, etag, "it is not the file the registry pins")
+                raise self._moved(filename, expected, sha256)  # a sound file, only not the pinned one
             self._forget(path, content, etag, "it does not match the registry's sha256" if expected else "")
         raise ChecksumError(
             f"'{self.spec.name}': {filename} from {self.repo}@{self.revision} does not match its "
             f"{'registry sha256 ' + expected if expected else 'hub digest'} twice; the file was "
             f"deleted from the cache. The server or a proxy on the way sends other bytes: check {self.endpoint}"
+        )
+
+    def _moved(self, filename: str, expected: str, sha256: str) -> ChecksumError:
+        """The error for a revision that now holds other weights than the registry pins; the branch's ref
+        goes back to the commit verified before, so that copy stays usable offline."""
+        earlier, kept = self.previous_commit, ""
+        where = f"{filename} of {self.repo}@{self.revision}"
+        if earlier and earlier != self.revision and (self.storage / "snapshots" / earlier).is_dir():
+            write_ref(self.storage, self.asked, earlier)
+            where = f"{self.asked} is now commit {self.revision}, whose {filename}"
+            kept = f"; the copy verified at commit {earlier} stays in the cache and works offline"
+        return ChecksumError(
+            f"'{self.spec.name}': {where} has sha256 {sha256}, not the one the registry pins ({expected}){kept}. "
+            "Pin the entry's source.revision to a commit that has it, or update its sha256"
         )
 
 
@@ -269,9 +305,15 @@ def fetch_from_hub(
 ) -> ModelRecord:
     """Fetch and verify every file of a hub model; `known` is its last record, to skip re-hashing."""
     fetch = _HubFetch(spec, settings, revision, offline, force, quiet, known, attempts, delay)
-    with _hub_client_offline(offline):
-        names = list(spec.source.files) or _all_files(fetch)
-        files = tuple(fetch.file(name) for name in names)
+    try:
+        with _hub_client_offline(offline):
+            names = list(spec.source.files) or _all_files(fetch)
+            files = tuple(fetch.file(name) for name in names)
+    except UnreachableHubError as error:
+        if offline or known is None or force:
+            raise
+        warnings.warn(f"{error}; using the copy of '{spec.name}' in the cache", stacklevel=2)
+        return fetch_from_hub(spec, settings, revision=revision, offline=True, quiet=quiet, known=known)
     first = Path(files[0].path)
     folder = first.parents[len(PurePosixPath(files[0].name).parts) - 1]
     return ModelRecord(spec.name, str(folder), "hub", fetch.repo, fetch.asked, folder.name, files)

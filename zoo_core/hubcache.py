@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -26,7 +27,7 @@ from typing import IO
 from zoo_core import validate
 from zoo_core.errors import UnsafeValueError
 
-__all__ = ["Placement", "check_layout", "linked_blob", "repo_folder", "stage"]
+__all__ = ["Placement", "check_layout", "linked_blob", "repo_folder", "set_aside", "stage", "write_ref"]
 
 _CHUNK = 1 << 24
 
@@ -54,6 +55,37 @@ def linked_blob(snapshot_file: Path) -> Path | None:
     if not snapshot_file.is_symlink():
         return None
     return Path(os.path.normpath(snapshot_file.parent / snapshot_file.readlink()))
+
+
+@contextmanager
+def set_aside(snapshot_file: Path) -> Iterator[Callable[[], None]]:
+    """Keep a hard link to a cached file's content while it is fetched again; yields `restore`, which puts
+    the old content (and the snapshot link) back. The spare link is removed when the block ends."""
+    blob = linked_blob(snapshot_file)
+    content = blob if blob is not None else snapshot_file
+    link_text = snapshot_file.readlink() if blob is not None else None
+    spare = content.with_name(f".zoo-kept-{content.name}-{os.getpid()}")
+    os.link(content, spare, follow_symlinks=False)
+
+    def restore() -> None:
+        spare.replace(content)
+        if link_text is not None and not snapshot_file.is_symlink():
+            snapshot_file.parent.mkdir(parents=True, exist_ok=True)
+            snapshot_file.unlink(missing_ok=True)
+            snapshot_file.symlink_to(link_text)
+
+    try:
+        yield restore
+    finally:
+        spare.unlink(missing_ok=True)
+
+
+def write_ref(storage: Path, revision: str, commit: str) -> None:
+    """Point branch or tag `revision` of a repo's cache at `commit` (an atomic rename under refs/)."""
+    ref = storage / "refs" / revision
+    validate.inside(storage / "refs", ref.parent, f"recording {revision} in {storage}")
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    _write_new(ref, commit)
 
 
 def stage(stream: IO[bytes], folder: Path, size: int | None = None) -> tuple[Path, str]:
