@@ -153,10 +153,18 @@ def each_result(hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
             yield impl.plugin_name, result
 
 
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it ("google.protobuf" without "google": no)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
 def _missing_requirements() -> dict[str, list[Requirement]]:
     missing: dict[str, list[Requirement]] = {}
     for name, requirements in each_result("plugin_requirements"):
-        absent = [each for each in requirements if importlib.util.find_spec(each.module) is None]
+        absent = [each for each in requirements if not _installed(each.module)]
         if absent:
             missing[name] = absent
     return missing

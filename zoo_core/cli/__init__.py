@@ -80,6 +80,35 @@ def _quiet_clients() -> None:
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
+# what provides a module zoo imports only where it is used; numpy comes with every extra
+_EXTRA_OF_MODULE = dict.fromkeys(("torch", "torchvision", "timm", "safetensors", "PIL"), "vision")
+_EXTRA_OF_MODULE |= dict.fromkeys(("transformers", "tokenizers"), "text") | dict.fromkeys(
+    ("sklearn", "matplotlib"), "train"
+)
+_EXTRA_OF_MODULE |= dict.fromkeys(("onnx", "onnxruntime", "onnxscript"), "onnx") | {"google": "caffe"}
+_EXTRA_OF_COMMAND = dict(quickstart="all", finetune="train", pretrain="train", convert="caffe")
+_EXTRA_OF_COMMAND |= dict.fromkeys(("export", "predict", "doctor"), "onnx")
+
+
+def _missing_module(error: BaseException) -> ModuleNotFoundError | None:
+    """The ModuleNotFoundError behind an error (a plugin's hook wraps it), if there is one."""
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, ModuleNotFoundError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def _install_hint(error: ModuleNotFoundError, args: Sequence[str]) -> str:
+    """One line naming the missing module and the extra that installs it, for the command that needed it."""
+    module = (error.name or str(error)).split(".")[0]
+    command = next((arg for arg in args if arg in cli.commands), None)
+    needed = (_EXTRA_OF_MODULE.get(module), _EXTRA_OF_COMMAND.get(command or ""))
+    extras = ",".join(dict.fromkeys(each for each in needed if each))
+    wanted = "all" if not extras or "all" in extras else extras
+    who = f"zoo {command}" if command else "zoo"
+    return f"{who} needs {module}, which is not installed: pip install 'zoo-tl[{wanted}]'"
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Run the CLI and exit with its status: 0 ok, 1 user error, 2 usage error."""
     from zoo_core.cli.output import printable
@@ -102,7 +131,13 @@ def main(args: Sequence[str] | None = None) -> None:
         except ZooError as error:
             if debug:
                 raise
-            click.echo(f"Error: {printable(str(error))}", err=True)
+            missing = _missing_module(error)
+            click.echo(f"Error: {printable(_install_hint(missing, args) if missing else str(error))}", err=True)
+            status = 1
+        except ModuleNotFoundError as error:
+            if debug:
+                raise
+            click.echo(f"Error: {_install_hint(error, args)}", err=True)
             status = 1
         except Exception as error:
             if debug:
