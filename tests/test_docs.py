@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 from pathlib import Path
 
 import pytest
+from conftest import Run
 
 from zoo_core import hookspecs
 
@@ -42,3 +44,25 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     for command in ("pip install -e '.[dev]'", "python -m pytest"):
         assert command in readme and command in ci
+
+
+def _block_after(page: str, start: str) -> list[str]:
+    """The lines of the fenced block in docs/PAGE that holds a line starting with `start`, from that line on."""
+    lines = (ROOT / "docs" / page).read_text(encoding="utf-8").splitlines()
+    first = next(number for number, line in enumerate(lines) if line.startswith(start))
+    end = next(number for number in range(first, len(lines)) if lines[number].startswith("```"))
+    return lines[first:end]
+
+
+def test_the_zero_shot_examples_print_what_the_docs_say(minilm: object, zoo: Run) -> None:
+    import shlex
+
+    import zoo_core
+
+    command, *expected = _block_after("text.md", "$ zoo predict minilm")
+    code, out, _ = zoo(*shlex.split(command)[2:])
+    assert code == 0 and out.splitlines() == expected
+    call, comment = _block_after("text.md", 'zoo_core.zero_shot("minilm"')[:2]
+    ranked = eval(call, {"zoo_core": zoo_core})  # the documented call, as written
+    shown = comment.removeprefix("# ").split("   ")[0]
+    assert [[(label, round(score, 4)) for label, score in row] for row in ranked] == ast.literal_eval(shown)
