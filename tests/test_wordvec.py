@@ -94,21 +94,188 @@ def test_word2vec_binary_text_vec_zip_and_gz(glove: tuple[list[str], np.ndarray]
     assert np.array_equal(zoo_core.load(spec_for(packed, "word2vec-binary")).matrix, matrix)
 
 
+ROW = " 0.1 0.2 0.3\n"  # three numbers: the malformed files below are read with dim=3
+FLOATS = np.array([0.1, 0.2, 0.3], "<f4").tobytes()
+
+
+def write_bytes(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
 @pytest.mark.parametrize(
     ("content", "format", "message"),
     [
-        (b"the 0.1 0.2 0.3\ncat 0.1 0.2\n", "glove", r"bad\.txt:2: expected a word and 3 numbers, got 2 numbers"),
-        (b"the 0.1 0.2 0.3\nca\xfft 0.1 0.2 0.3\n", "glove", r"bad\.txt:2: not UTF-8"),
-        (b"the 0.1 0.2 abc\n", "glove", r"bad\.txt: a vector holds something that is not a number"),
-        (b"2 3\nthe 0.1 0.2 0.3\n", "word2vec", r"bad\.txt: the header promises 2 words, the file has 1"),
-        (b"2 3\nthe " + np.ones(3, "<f4").tobytes() + b"\ncat " + b"\x00" * 5, "word2vec-binary", r"bad\.txt: byte 20: truncated at word 2 of 2"),
+        (b"the 0.1 0.2 0.3\ncat 0.1 0.2\n", "glove", r"bad\.txt:2: expected a word and 3 numbers, got 2 after 'cat'$"),
+        (
+            b"the 0.1 0.2 0.3\nca\xfft 0.1 0.2 0.3\n",
+            "glove",
+            r"bad\.txt:2: not UTF-8 \(invalid start byte at byte 2 of the word\)$",
+        ),
+        (b"the 0.1 0.2 0.3\ncat 0.1 abc 0.3\n", "glove", r"bad\.txt:2: 'abc' is not a number$"),
+        (
+            b"2 3\nthe 0.1 0.2 0.3\n",
+            "word2vec",
+            r"bad\.txt:2: the file ends at word 1, short of the header's count of 2$",
+        ),
+        (
+            b"2 3\nthe " + FLOATS + b"\n" + b"c" * 20 + b" " + FLOATS[:5],
+            "word2vec-binary",
+            r"bad\.txt: byte 20: truncated at word 2 of 2$",
+        ),
+        # a tab inside one row's numbers and a vertical tab in another's would add up to the right count
+        (
+            b"the 0.1 \t 0.3\ncat 0.1 0.2 0.3\x0b0.4\n",
+            "glove",
+            r"bad\.txt:1: expected a word and 3 numbers, got 1 after 'the 0\.1 \\t'; fields are separated by tabs",
+        ),
+        (
+            b"the 0.1 0.2 0.3\n 0.1 0.2 0.3\n",
+            "glove",
+            r"bad\.txt:2: the line starts with a space; it must start with its word$",
+        ),
+        (b"\n\n", "glove", r"bad\.txt: no word vectors in the file$"),
+        (b"the 0.1 0.2 0.3\n", "word2vec", r"bad\.txt:1: expected a header 'count dim', got b'the 0\.1 0\.2 0\.3'$"),
+        (
+            b"2 3\nthe " + FLOATS + b"\n\n " + FLOATS + b"\n",
+            "word2vec-binary",
+            r"bad\.txt: byte 22: word 2 of 2 is empty$",
+        ),
+        (
+            b"1 3\nca\xfft " + FLOATS,
+            "word2vec-binary",
+            r"bad\.txt: byte 4: not UTF-8 \(invalid start byte at byte 2 of the word\)$",
+        ),
+        # bullet 2: an extra number, a double space, tabs, a header in a GloVe file, a word2vec word with spaces
+        (
+            b"alpha 0.1 0.2 0.3\nbeta -0.0665 0.1 0.2 0.3\n",
+            "glove",
+            r"bad\.txt:2: expected a word and 3 numbers, got 4 after 'beta'$",
+        ),
+        (
+            b"alpha 0.1 0.2 0.3\nbeta  0.1 0.2 0.3\n",
+            "glove",
+            r"bad\.txt:2: two spaces in a row at column 5; fields are one space apart$",
+        ),
+        (
+            b"the\t0.1\t0.2\t0.3\n",
+            "glove",
+            r"bad\.txt:1: expected a word and 3 numbers, got 0 after 'the\\t0\.1\\t0\.2\\t0\.3'; fields are separated by tabs",
+        ),
+        (
+            b"1 3\nthe 0.1 0.2 0.3\n",
+            "glove",
+            r"bad\.txt:1: expected a word and 3 numbers, got 1 after '1'; it looks like a header 'count dim': the format is \"word2vec\"",
+        ),
+        (b"1 3\nat home 0.1 0.2 0.3\n", "word2vec", r"bad\.txt:2: expected a word and 3 numbers, got 4 after 'at'$"),
+        (b"1 4\nthe 0.1 0.2 0.3\n", "word2vec", r"bad\.txt:1: the header says 4 dimensions, the spec says 3$"),
+        # a header too small is refused by both readers (gensim would read its count of rows and stop)
+        (
+            b"1 3\nthe" + ROW.encode() + b"cat" + ROW.encode(),
+            "word2vec",
+            r"bad\.txt:3: word 2 is one more than the header's count$",
+        ),
+        (
+            b"1 3\nthe " + FLOATS + b"\ncat " + FLOATS + b"\n",
+            "word2vec-binary",
+            r"bad\.txt: byte 21: more data after word 1, the header's count$",
+        ),
+        # bullet 3: a header claiming 10^12 rows is checked against the file's size, not allocated
+        (
+            b"1000000000000 3\nthe " + FLOATS + b"\n",
+            "word2vec-binary",
+            r"bad\.txt: byte 0: the header's count of 1000000000000 words of 3 float32s needs at least 14000000000000 bytes, the file has 17 after the header; it is truncated or not word2vec binary$",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_files_name_the_line_or_offset(tmp_path: Path, content: bytes, format: str, message: str) -> None:
-    path = tmp_path / "bad.txt"
-    path.write_bytes(content)
+    path = write_bytes(tmp_path / "bad.txt", content)
     with pytest.raises(WeightsFormatError, match=message):
         zoo_core.load(spec_for(path, format, dim=3))
+
+
+def test_words_with_line_breaks_keep_their_own_vectors(glove: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
+    """A \\r inside a GloVe word and a \\n inside a word2vec one once shifted every later word in the store."""
+    words, matrix = ["the", "a\rb", "dog", "cat"], np.asarray(glove[1][:4])
+    text = write_glove(tmp_path / "cr.txt", words, matrix)
+    binary = write_binary(tmp_path / "nl.bin", ["the", "x\ny", "dog", "cat"], matrix)
+    for spec in (spec_for(text), spec_for(binary, "word2vec-binary")):
+        for _ in range(2):  # parsed, then read back from the store
+            vectors = zoo_core.load(spec)
+            assert len(vectors) == 4 and vectors.words[1] in ("a\rb", "x\ny")
+            assert np.allclose(vectors.vector("cat"), matrix[3], atol=1e-6)
+
+
+def test_a_store_written_as_words_txt_is_not_read(
+    glove: tuple[list[str], np.ndarray], tmp_path: Path, zoo_env: Path
+) -> None:
+    """A store of the old layout (words.txt, one a line) sits at the old name: loading parses the file anew."""
+    words, matrix = glove[0][:50], np.asarray(glove[1][:50])
+    spec = spec_for(write_glove(tmp_path / "g.txt", words, matrix))
+    files = zoo_core.download(spec)
+    stats = sorted(
+        (str(p.relative_to(files)), p.stat().st_size, p.stat().st_mtime_ns) for p in files.rglob("*") if p.is_file()
+    )
+    old = zoo_env / "vectors" / f"{spec.name}-{hashlib.sha256(repr(stats).encode()).hexdigest()[:12]}"
+    old.mkdir(parents=True)
+    np.save(old / "vectors.npy", matrix)
+    (old / "words.txt").write_text("\n".join(["x", *words[:-1]]) + "\n", encoding="utf-8")  # shifted by one
+    vectors = zoo_core.load(spec)
+    assert vectors.words == words and np.allclose(vectors.vector("the"), matrix[0], atol=1e-6)
+
+
+def test_a_repeated_word_keeps_its_first_vector_with_a_warning(tmp_path: Path) -> None:
+    text = write_bytes(tmp_path / "dup.txt", b"the 1 2 3\ncat 4 5 6\n\nthe 7 8 9\ncat 0 0 0\n")
+    with pytest.warns(
+        UserWarning,
+        match=r"dup\.txt:4: the word 'the' was already at .*dup\.txt:1; keeping its first vector; 1 more repeated words ignored too$",
+    ):
+        vectors = zoo_core.load(spec_for(text, dim=3))
+    assert vectors.words == ["the", "cat"] and vectors.vector("the").tolist() == [1, 2, 3]
+    assert vectors.matrix.tolist() == [[1, 2, 3], [4, 5, 6]]
+    binary = write_binary(tmp_path / "dup.bin", ["a", "b", "a"], np.arange(9, dtype=np.float32).reshape(3, 3))
+    with pytest.warns(UserWarning, match=r"dup\.bin: byte 34: the word 'a' was already at .*dup\.bin: byte 4;"):
+        vectors = zoo_core.load(spec_for(binary, "word2vec-binary", dim=3))
+    assert vectors.words == ["a", "b"] and vectors.vector("a").tolist() == [0, 1, 2]
+
+
+def test_glove_words_with_spaces_only_where_the_spec_dim_says_so(tmp_path: Path) -> None:
+    """GloVe 840B has a few words with spaces; the spec's dim, not line 1, says where the numbers start."""
+    text = write_bytes(tmp_path / "g840.txt", b". . . 1 2 3\nat name@domain.com 4 5 6\n1 7 8 9\nnan 1 1 1\n")
+    vectors = zoo_core.load(spec_for(text, dim=3))
+    assert vectors.words == [". . .", "at name@domain.com", "1", "nan"]
+    assert vectors.vector("at name@domain.com").tolist() == [4, 5, 6]
+
+
+def test_a_corrupt_gz_or_zip_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    packed = gzip.compress(b"the 0.1 0.2 0.3\n" * 1000)
+    cut = write_bytes(tmp_path / "cut.txt.gz", packed[: len(packed) // 2])
+    with pytest.raises(
+        WeightsFormatError,
+        match=r"cut\.txt\.gz: corrupt data after uncompressed byte 0 \(Compressed file ended before the end-of-stream marker was reached\); `zoo cache verify` checks the download, `zoo download test-cut\.txt\.gz --force` fetches it again$",
+    ) as error:
+        zoo_core.load(spec_for(cut, dim=3))
+    assert "\n" not in str(error.value)
+    flipped = write_bytes(tmp_path / "flip.txt.gz", packed[:20] + bytes(b ^ 0xFF for b in packed[20:40]) + packed[40:])
+    with pytest.raises(WeightsFormatError, match=r"flip\.txt\.gz: corrupt data after uncompressed byte 0"):
+        zoo_core.load(spec_for(flipped, dim=3))
+    not_zip = write_bytes(tmp_path / "v.zip", b"PK\x03\x04 not really a zip")
+    with pytest.raises(WeightsFormatError, match=r"v\.zip: not a readable \.zip \(File is not a zip file\)"):
+        zoo_core.load(spec_for(not_zip, file="g.txt", dim=3))
+
+
+def test_bit_identical_to_gensim(glove: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
+    from gensim.models import KeyedVectors
+
+    words, matrix = glove[0][:3000], np.asarray(glove[1][:3000])
+    for path, format, binary in [
+        (write_glove(tmp_path / "g.txt", words, matrix), "glove", False),
+        (write_binary(tmp_path / "g.bin", words, matrix), "word2vec-binary", True),
+    ]:
+        ours = zoo_core.load(spec_for(path, format))
+        reference = KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=not binary)
+        assert ours.words == reference.index_to_key
+        assert np.array_equal(np.asarray(ours.matrix).view(np.uint32), reference.vectors.view(np.uint32))
 
 
 def test_an_embedding_layer_from_the_vectors(glove: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
@@ -143,6 +310,11 @@ def test_all_400k_words_and_a_known_analogy(glove: tuple[list[str], np.ndarray],
     assert "queen" in nearest[:5]
     reloaded = zoo_core.load(spec_for(path, "word2vec-binary"))
     assert isinstance(reloaded.matrix, np.memmap) and reloaded.words[:3] == ["the", ",", "."]
+    from gensim.models import KeyedVectors
+
+    reference = KeyedVectors.load_word2vec_format(str(path), binary=True)
+    assert reloaded.words == reference.index_to_key
+    assert np.array_equal(np.asarray(reloaded.matrix).view(np.uint32), reference.vectors.view(np.uint32))
 
 
 def test_zero_shot_with_averaged_word_vectors(glove: tuple[list[str], np.ndarray], tmp_path: Path) -> None:

@@ -30,8 +30,9 @@ def check_texts(spec: ModelSpec, vectors: WordVectors, data: object) -> CheckRep
         token_rate = sum(unknown.values()) / len(tokens)
         type_rate = len(unknown) / len(set(tokens))
         worst = ", ".join(f"{word} ({count})" for word, count in unknown.most_common(10))
-        message = (f"{token_rate:.1%} of tokens and {type_rate:.1%} of distinct words are out of the vocabulary"
-                   + (f"; most frequent unknown: {worst}" if worst else ""))  # fmt: skip
+        message = f"{token_rate:.1%} of tokens and {type_rate:.1%} of distinct words are out of the vocabulary"
+        if worst:
+            message += f"; most frequent unknown: {worst}"
         level: Level = "error" if token_rate >= OOV_ERROR else "warn" if token_rate >= OOV_WARN else "ok"
         fix = "unknown words get zero vectors: fix spelling or tokenisation, or pick a larger vocabulary"
         findings.append(Finding("oov", level, message, fix if level != "ok" else None))

@@ -1,19 +1,21 @@
 """`WordVectors`: a word-vector table, parsed once and then memory-mapped.
 
 The first load parses the source file (inside a .zip or .gz if need be) and stores the matrix as
-``vectors.npy`` and the words as ``words.txt`` under ``$ZOO_HOME/vectors/<model>/``; every later load
-maps the matrix from disk, so a 400,000 x 300 table opens in a fraction of a second and is shared by
-processes through the page cache.
+``vectors.npy`` and the words as ``words.json`` under ``$ZOO_HOME/vectors/<model>-<fingerprint>/``; every
+later load maps the matrix from disk, so a 400,000 x 300 table opens in a fraction of a second and is shared
+by processes through the page cache. The fingerprint covers the downloaded files, how the spec reads them
+and the store's layout, so a store written another way is never read as this one.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -97,34 +99,57 @@ class WordVectors:
         return torch.nn.Embedding.from_pretrained(torch.tensor(np.asarray(self.matrix)), freeze=frozen)  # type: ignore[no-untyped-call]
 
 
-@contextmanager
-def _open_source(folder: Path, spec: EmbeddingInput) -> Iterator[tuple[IO[bytes], str]]:
-    """The vectors file as a stream: a plain file, a .gz, or a member of a .zip in the folder."""
-    wanted = spec.file
+def _read_source(folder: Path, spec: ModelSpec) -> tuple[bytes, str]:
+    """The vectors file's bytes and its name for messages: a plain file, a .gz, or a member of a .zip."""
+    assert isinstance(spec.input, EmbeddingInput)
+    wanted = spec.input.file
     candidates = sorted(path for path in folder.rglob("*") if path.is_file())
     direct = [path for path in candidates if wanted is None or path.relative_to(folder).as_posix() == wanted]
-    plain = [path for path in direct if path.suffix not in (".zip",)]
+    plain = [path for path in direct if path.suffix != ".zip"]
+    if plain and plain[0].suffix != ".gz":
+        return plain[0].read_bytes(), str(plain[0])
     if plain:
-        path = plain[0]
-        with cast(IO[bytes], gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as stream:
-            yield stream, str(path)
-        return
+        with gzip.open(plain[0], "rb") as stream:
+            return _read_compressed(cast(IO[bytes], stream), str(plain[0]), spec.name), str(plain[0])
     for archive in (path for path in candidates if path.suffix == ".zip"):
-        with zipfile.ZipFile(archive) as bundle:
-            members = [name for name in bundle.namelist() if wanted is None or name == wanted]
-            if members:
-                with bundle.open(members[0]) as stream:
-                    yield stream, f"{archive}!{members[0]}"
-                return
+        try:
+            with zipfile.ZipFile(archive) as bundle:
+                members = [name for name in bundle.namelist() if wanted is None or name == wanted]
+                if members:
+                    name = f"{archive}!{members[0]}"
+                    with bundle.open(members[0]) as stream:
+                        return _read_compressed(stream, name, spec.name), name
+        except zipfile.BadZipFile as error:
+            raise WeightsFormatError(f"{archive}: not a readable .zip ({error}); {_damaged(spec.name)}") from None
     raise WeightsFormatError(f"{folder}: no vectors file {wanted or ''} in the downloaded files or their .zip archives")
 
 
+def _damaged(model: str) -> str:
+    """The fix for a damaged download."""
+    return f"`zoo cache verify` checks the download, `zoo download {model} --force` fetches it again"
+
+
+def _read_compressed(stream: IO[bytes], name: str, model: str) -> bytes:
+    """All of a .gz or .zip member, or one line naming the uncompressed byte (to 1 MiB) where it went bad."""
+    chunks: list[bytes] = []
+    done = 0
+    try:
+        while chunk := stream.read(1 << 20):
+            chunks.append(chunk)
+            done += len(chunk)
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+        raise WeightsFormatError(
+            f"{name}: corrupt data after uncompressed byte {done} ({error}); {_damaged(model)}"
+        ) from None
+    return b"".join(chunks)
+
+
 def _store(folder: Path, words: list[str], matrix: np.ndarray) -> None:
-    """Write the parsed table whole or not at all."""
+    """Write the parsed table whole or not at all; the words as JSON, which no character inside one can break."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     np.save(staging / "vectors.npy", matrix)
-    (staging / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    (staging / "words.json").write_bytes(json.dumps(words, ensure_ascii=False).encode("utf-8"))
     try:
         staging.replace(folder)
     except OSError:  # another process stored it first
@@ -137,23 +162,24 @@ def load_vectors(spec: ModelSpec, files: Path, settings: Settings | None = None)
     """The spec's vectors: memory-mapped from zoo's store, parsed from `files` the first time."""
     assert isinstance(spec.input, EmbeddingInput)
     settings = settings or Settings.from_env()
-    store = settings.home / "vectors" / f"{validate.path_part(spec.name)}-{_fingerprint(files)}"
-    if not (store / "vectors.npy").exists():
-        with _open_source(files, spec.input) as (stream, name):
-            words, matrix = read_vectors(stream, name, spec.input.format)
-        if matrix.shape[1] != spec.input.dim:
-            raise WeightsFormatError(
-                f"{name}: vectors have {matrix.shape[1]} dimensions, the spec says {spec.input.dim}"
-            )
+    store = settings.home / "vectors" / f"{validate.path_part(spec.name)}-{_fingerprint(files, spec.input)}"
+    if not (store / "words.json").exists():
+        data, name = _read_source(files, spec)
+        words, matrix = read_vectors(data, name, spec.input.format, spec.input.dim)
+        del data  # the file's bytes can be as large as the matrix: free them before storing
         _store(store, words, matrix)
-    words = (store / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    words = json.loads((store / "words.json").read_bytes())
     matrix = np.load(store / "vectors.npy", mmap_mode="r")
     return WordVectors(words, matrix, spec.input.lowercase, spec.name)
 
 
-def _fingerprint(files: Path) -> str:
-    """Changes when the downloaded files do (a new revision gets a new store)."""
+_LAYOUT = 2  # the store's layout: 1 kept the words in words.txt, one a line, which a word with a newline broke
+
+
+def _fingerprint(files: Path, spec: EmbeddingInput) -> str:
+    """Changes when the downloaded files, the way they are read, or the store's layout do."""
     stats = sorted(
         (str(p.relative_to(files)), p.stat().st_size, p.stat().st_mtime_ns) for p in files.rglob("*") if p.is_file()
     )
-    return hashlib.sha256(repr(stats).encode()).hexdigest()[:12]
+    read_as = (_LAYOUT, spec.format, spec.file, spec.dim)
+    return hashlib.sha256(repr((read_as, stats)).encode()).hexdigest()[:12]
