@@ -1,8 +1,9 @@
 """Write plugins/zoo_timm/catalogue.json: one registry entry per pretrained timm tag.
 
 zoo never imports timm to search: this script runs once per timm release and its output ships as data.
-Input specs come from each tag's pretrained config; parameter counts and feature widths from building
-the architecture on the meta device (no memory, no weights).
+Input specs come from each tag's pretrained config (size, mean, std, interpolation, crop_pct and crop_mode:
+center, squash or border, as timm's eval transform resizes and crops); parameter counts and feature widths
+from building the architecture on the meta device (no memory, no weights).
 
     python scripts/generate_timm_catalogue.py            # needs `pip install 'zoo-tl[vision]'`
 """
@@ -92,6 +93,7 @@ def entry(name: str, default_tag: bool) -> dict[str, Any] | None:
             "std": list(cfg.std)[:channels],
             "interpolation": cfg.interpolation or "bilinear",
             "crop_pct": cfg.crop_pct or 1.0,
+            "crop_mode": cfg.crop_mode or "center",  # timm's eval transform defaults to center
         },
         "output": {"num_classes": num_classes},
     }
@@ -116,7 +118,9 @@ def main() -> None:
             models.append(found)
     about = {"generated_by": "scripts/generate_timm_catalogue.py", "timm": timm.__version__}
     document = {"about": about, "model": models}
-    OUT.write_text(json.dumps(document, indent=0, separators=(",", ":")) + "\n", encoding="utf-8")
+    partial = OUT.with_suffix(".tmp")  # a catalogue is replaced whole or not at all
+    partial.write_text(json.dumps(document, indent=0, separators=(",", ":")) + "\n", encoding="utf-8")
+    partial.replace(OUT)
     print(f"wrote {len(models)} models to {OUT}")
 
 

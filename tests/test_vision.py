@@ -15,16 +15,24 @@ import pytest
 
 import zoo_core
 from zoo_core.cli import main
+from zoo_core.images import resized_size
 from zoo_core.testing.hub import HubServer
 
 torch = pytest.importorskip("torch", reason="the dev extra installs torch")
 Image = pytest.importorskip("PIL.Image")
 
 CLASSICS = [
-    "resnet18.a1_in1k", "resnet50.a1_in1k", "vgg11.tv_in1k", "vgg16_bn.tv_in1k", "inception_v3.tv_in1k",
-    "inception_v4.tf_in1k", "inception_resnet_v2.tf_in1k", "mobilenetv2_100.ra_in1k", "mobilenetv3_large_100.ra_in1k",
+    "resnet18.a1_in1k",
+    "resnet50.a1_in1k",
+    "vgg11.tv_in1k",
+    "vgg16_bn.tv_in1k",
+    "inception_v3.tv_in1k",
+    "inception_v4.tf_in1k",
+    "inception_resnet_v2.tf_in1k",
+    "mobilenetv2_100.ra_in1k",
+    "mobilenetv3_large_100.ra_in1k",
     "alexnet.tv_in1k",
-]  # fmt: skip
+]
 
 
 def batch(spec: zoo_core.ModelSpec, size: int = 2) -> torch.Tensor:
@@ -146,17 +154,31 @@ def test_transform_produces_the_spec_shape_and_normalisation() -> None:
     assert tensor[0].abs().max() < 0.02  # (value - mean) / std ≈ 0 on the red channel
     assert tensor[2].mean() == pytest.approx((0.485 * 255 // 1 / 255 - 0.406) / 0.225, abs=0.01)
     names = [type(step).__name__ for step in transform.transforms]
-    assert names == ["ConvertMode", "Resize", "CenterCrop", "ToTensor", "Normalize"]
-    assert transform.transforms[1].size == 235  # floor(224 / 0.95), as timm's eval transform
+    assert names == ["Prepare", "ToTensor", "Normalize"]
+    assert repr(transform.transforms[0]) == "Prepare(RGB, 224x224, crop_pct=0.95, crop_mode=center, bicubic)"
+    assert resized_size(320, 240, spec.input) == (313, 235)  # short side floor(224 / 0.95), as timm's eval transform
 
 
 def test_caffe_style_specs_get_bgr_and_0_255() -> None:
-    caffe = zoo_core.parse_spec({
-        "name": "caffe.net", "plugin": "caffe", "arch": "x", "family": "caffe", "task": "t", "modality": "image",
-        "source": {"hub": "o/r"},
-        "input": {"mean": [104.0, 117.0, 123.0], "std": [1.0, 1.0, 1.0], "channel_order": "BGR",
-                  "value_range": [0, 255], "crop_pct": 1.0},
-    }, "test")  # fmt: skip
+    caffe = zoo_core.parse_spec(
+        {
+            "name": "caffe.net",
+            "plugin": "caffe",
+            "arch": "x",
+            "family": "caffe",
+            "task": "t",
+            "modality": "image",
+            "source": {"hub": "o/r"},
+            "input": {
+                "mean": [104.0, 117.0, 123.0],
+                "std": [1.0, 1.0, 1.0],
+                "channel_order": "BGR",
+                "value_range": [0, 255],
+                "crop_pct": 1.0,
+            },
+        },
+        "test",
+    )
     transform = zoo_core.check(caffe, np.zeros((1, 3, 224, 224), dtype=np.uint8)).transform
     red = transform(Image.new("RGB", (224, 224), color=(255, 0, 0)))
     assert red[:, 0, 0].tolist() == pytest.approx([0 - 104.0, 0 - 117.0, 255 - 123.0])
@@ -197,19 +219,69 @@ def test_a_clean_folder_passes_quietly(clean_folder: Path) -> None:
 @pytest.mark.parametrize(
     ("craft", "check", "level", "words"),
     [
-        (lambda root: save(root / "cat" / "grey.png", noise(320, 256, "L"), "PNG"), "channels", "warn", "1 grayscale, replicated"),
-        (lambda root: save(root / "cat" / "alpha.png", noise(320, 256, "RGBA"), "PNG"), "channels", "warn", "1 RGBA, alpha channel dropped"),
-        (lambda root: save(root / "cat" / "print.jpg", noise(320, 256, "CMYK")), "channels", "warn", "1 CMYK, converted to RGB"),
-        (lambda root: save(root / "dog" / "small.png", noise(16, 16), "PNG"), "image-size", "warn", "1 image(s) are upscaled over 4x (up to 15x: 16 -> 235 px)"),
-        (lambda root: save(root / "dog" / "tiny.png", noise(4, 4), "PNG"), "image-size", "error", "1 image(s) are under 7 px"),
+        (
+            lambda root: save(root / "cat" / "grey.png", noise(320, 256, "L"), "PNG"),
+            "channels",
+            "warn",
+            "1 grayscale, replicated",
+        ),
+        (
+            lambda root: save(root / "cat" / "alpha.png", noise(320, 256, "RGBA"), "PNG"),
+            "channels",
+            "warn",
+            "1 RGBA, alpha channel dropped",
+        ),
+        (
+            lambda root: save(root / "cat" / "print.jpg", noise(320, 256, "CMYK")),
+            "channels",
+            "warn",
+            "1 CMYK, converted to RGB",
+        ),
+        (
+            lambda root: save(root / "dog" / "small.png", noise(16, 16), "PNG"),
+            "image-size",
+            "warn",
+            "1 image(s) are upscaled over 4x (up to 15x: 16 -> 235 px)",
+        ),
+        (
+            lambda root: save(root / "dog" / "tiny.png", noise(4, 4), "PNG"),
+            "image-size",
+            "error",
+            "1 image(s) are under 7 px",
+        ),
         (lambda root: (root / "bird").mkdir(), "classes", "error", "class folder(s) with no readable image: bird"),
-        (lambda root: save(root / "bird" / "0.jpg", noise(320, 256, seed=99)), "classes", "warn", "fewer than 5 images: bird (1)"),
-        (lambda root: (root / "dog" / "copy.jpg").write_bytes((root / "dog" / "0.jpg").read_bytes()), "duplicates", "warn", "0.jpg = copy.jpg"),
-        (lambda root: (root / "dog" / "cut.jpg").write_bytes((root / "dog" / "1.jpg").read_bytes()[:3000]), "files", "warn", "cut.jpg (truncated"),
-        (lambda root: (root / "dog" / "notes.jpg").write_text("not an image"), "files", "warn", "notes.jpg (cannot identify image file"),
-        (lambda root: [save(root / "dog" / f"w{i}.jpg", noise(1024, 256, seed=i)) for i in range(4)], "aspect-ratio", "warn", "lose over half"),
+        (
+            lambda root: save(root / "bird" / "0.jpg", noise(320, 256, seed=99)),
+            "classes",
+            "warn",
+            "fewer than 5 images: bird (1)",
+        ),
+        (
+            lambda root: (root / "dog" / "copy.jpg").write_bytes((root / "dog" / "0.jpg").read_bytes()),
+            "duplicates",
+            "warn",
+            "0.jpg = copy.jpg",
+        ),
+        (
+            lambda root: (root / "dog" / "cut.jpg").write_bytes((root / "dog" / "1.jpg").read_bytes()[:3000]),
+            "files",
+            "warn",
+            "cut.jpg (truncated",
+        ),
+        (
+            lambda root: (root / "dog" / "notes.jpg").write_text("not an image"),
+            "files",
+            "warn",
+            "notes.jpg (cannot identify image file",
+        ),
+        (
+            lambda root: [save(root / "dog" / f"w{i}.jpg", noise(1024, 256, seed=i)) for i in range(4)],
+            "aspect-ratio",
+            "warn",
+            "lose over half",
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_check_fires_on_a_crafted_folder(
     clean_folder: Path, craft: Callable[[Path], object], check: str, level: str, words: str
 ) -> None:
@@ -245,7 +317,7 @@ def test_zoo_check_exit_codes_and_json(clean_folder: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit) as exited:
         main(["check", "resnet18", str(clean_folder)])
     out = capsys.readouterr().out
-    assert exited.value.code == 0 and "usable with resnet18.a1_in1k" in out and "CenterCrop" in out
+    assert exited.value.code == 0 and "usable with resnet18.a1_in1k" in out and "crop_mode=center" in out
     save(clean_folder / "cat" / "tiny.png", noise(4, 4), "PNG")
     with pytest.raises(SystemExit) as exited:
         main(["check", "resnet18", str(clean_folder), "--json"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -18,9 +19,19 @@ from typing import Any, NoReturn
 
 from zoo_core import validate
 from zoo_core.errors import RegistryError, UnsafeValueError
-from zoo_core.specs import MODALITIES, EmbeddingInput, ImageInput, InputSpec, ModelSpec, Output, Source, TextInput
+from zoo_core.specs import (
+    CROP_MODES,
+    MODALITIES,
+    EmbeddingInput,
+    ImageInput,
+    InputSpec,
+    ModelSpec,
+    Output,
+    Source,
+    TextInput,
+)
 
-__all__ = ["check_spec", "parse_spec", "read_registry_file"]
+__all__ = ["check_spec", "parse_input", "parse_spec", "read_registry_file"]
 
 _MODEL_HEADER = re.compile(r"^\s*\[\[\s*model\s*\]\]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
@@ -35,11 +46,21 @@ _REQUIRED = ("name", "plugin", "arch", "family", "task", "modality", "source", "
 _SOURCE_FIELDS = ("hub", "revision", "files", "url", "endpoint")
 _OUTPUT_FIELDS = ("num_classes", "feature_dim")
 _INPUT_FIELDS: dict[str, tuple[str, ...]] = {
-    "image": ("channels", "height", "width", "mean", "std", "interpolation", "crop_pct", "channel_order",
-              "value_range"),
+    "image": (
+        "channels",
+        "height",
+        "width",
+        "mean",
+        "std",
+        "interpolation",
+        "crop_pct",
+        "crop_mode",
+        "channel_order",
+        "value_range",
+    ),
     "text": ("tokenizer", "max_length", "lowercase", "pooling"),
     "embedding": ("dim", "vocab_size", "lowercase", "format", "file"),
-}  # fmt: skip
+}
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
 
@@ -172,17 +193,17 @@ def _parse_input(fields: _Fields, modality: str) -> InputSpec:
     if modality == "image":
         channels = table.count("channels", minimum=1) or 3
         defaults = ImageInput()
-        value_range = table.numbers("value_range", length=2) or defaults.value_range
         return ImageInput(
             channels=channels,
             height=table.count("height", minimum=1) or defaults.height,
             width=table.count("width", minimum=1) or defaults.width,
-            mean=table.numbers("mean", length=channels) or defaults.mean[:channels],
-            std=table.numbers("std", length=channels) or defaults.std[:channels],
+            mean=_finite(table, "mean", channels) or defaults.mean[:channels],
+            std=_std(table, channels) or defaults.std[:channels],
             interpolation=table.choice("interpolation", _INTERPOLATIONS, defaults.interpolation) or "",
             crop_pct=_crop_pct(table),
+            crop_mode=table.choice("crop_mode", CROP_MODES, defaults.crop_mode),  # type: ignore[arg-type]
             channel_order=table.choice("channel_order", ("RGB", "BGR"), "RGB"),  # type: ignore[arg-type]
-            value_range=(value_range[0], value_range[1]),
+            value_range=_value_range(table) or defaults.value_range,
         )
     if modality == "text":
         return TextInput(
@@ -207,9 +228,33 @@ def _crop_pct(table: _Fields) -> float:
     value = table.number("crop_pct")
     if value is None:
         return ImageInput().crop_pct
-    if value <= 0:  # above 1 is valid: timm's volo_*_448 resizes smaller than the crop (1.15)
-        table.fail("crop_pct", f"must be above 0, got {value}")
+    if not 0 < value < math.inf:  # above 1 is valid: timm's volo_*_448 resizes smaller than the crop (1.15)
+        table.fail("crop_pct", f"must be above 0 and finite (the image is resized to size / crop_pct), got {value}")
     return value
+
+
+def _finite(table: _Fields, key: str, length: int) -> tuple[float, ...] | None:
+    """A list of `length` numbers, none of them NaN or infinite (TOML and JSON both allow those)."""
+    values = table.numbers(key, length=length)
+    if values is not None and not all(math.isfinite(value) for value in values):
+        table.fail(key, f"must be finite numbers, got {list(values)}")
+    return values
+
+
+def _std(table: _Fields, channels: int) -> tuple[float, ...] | None:
+    values = _finite(table, "std", channels)
+    if values is not None and min(values) <= 0:
+        table.fail("std", f"must be above 0 (every pixel is divided by it), got {list(values)}")
+    return values
+
+
+def _value_range(table: _Fields) -> tuple[float, float] | None:
+    values = _finite(table, "value_range", 2)
+    if values is None:
+        return None
+    if values[0] >= values[1]:
+        table.fail("value_range", f"must be [low, high] with low below high, got {list(values)}")
+    return values[0], values[1]
 
 
 def parse_spec(
@@ -334,3 +379,9 @@ def read_registry_file(path: Path) -> tuple[list[ModelSpec], list[RegistryError]
         except RegistryError as error:
             errors.append(error)
     return specs, errors
+
+
+def parse_input(table: Mapping[str, Any], modality: str, where: str) -> InputSpec:
+    """An ``input`` table checked as a registry entry's is (an export's ``zoo.preprocessing`` metadata is
+    one); RegistryError names `where` and the field."""
+    return _parse_input(_Fields({"input": table}, where), modality)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "CROP_MODES",
     "MODALITIES",
     "EmbeddingInput",
     "ImageInput",
@@ -24,6 +25,8 @@ __all__ = [
 
 Modality = Literal["image", "text", "embedding"]
 MODALITIES: tuple[Modality, ...] = ("image", "text", "embedding")
+CropMode = Literal["center", "squash", "border"]
+CROP_MODES: tuple[CropMode, ...] = ("center", "squash", "border")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +50,18 @@ class ImageInput:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # per channel, in the value range below
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"  # resize filter: nearest, bilinear, bicubic, lanczos
-    crop_pct: float = 0.875  # resize to size / crop_pct, then centre-crop to size
+    crop_pct: float = 0.875  # resize to size / crop_pct, then crop to size (above 1: pad)
     channel_order: Literal["RGB", "BGR"] = "RGB"
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel range before mean/std (Caffe models use 0-255)
+    # timm's crop modes: center resizes the short side and crops (edges lost); squash resizes each side
+    # (aspect ratio lost); border resizes the long side and pads with the mean colour (nothing lost)
+    crop_mode: CropMode = "center"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageInput:
+        """Rebuild from `dataclasses.asdict` output (an export's metadata), without validation; a field added
+        since it was written takes its default."""
+        return cls(**{key: _tuples(value) for key, value in data.items()})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Checking a user's images against an image model's input spec, fast: headers, not pixels.
 
-Reads each file's header (size, colour mode) with Pillow and the last bytes of JPEG and PNG files (a
-truncated file lacks its end marker); hashes only files that share a byte size, to find duplicates. A
-folder of 10,000 images is checked in seconds (bench/bench_check.py).
+Which files are images and which of them can be read is `zoo_core.images`' answer, the one training
+uses, so a file reported here as skipped is one training skips. Reads each file's header (size, colour
+mode) and the last bytes of JPEG and PNG files (a truncated file lacks its end marker); hashes only files
+that share a byte size, to find duplicates. A folder of 10,000 images is checked in seconds
+(bench/bench_check.py).
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.checks import CheckReport, Finding, Level
+from zoo_core.images import (
+    DEEP_MODES,
+    IMAGE_SUFFIXES,
+    Header,
+    class_folders,
+    labelled_images,
+    read_headers,
+    resized_size,
+)
 from zoo_core.specs import ImageInput, ModelSpec
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 FEW_SAMPLES = 5  # fewer images than this in a class: a warning
 IMBALANCE = 10  # largest class over smallest beyond this: a warning
 UPSCALE = 4  # resizing images up by more than this: a warning
+STRETCH = 2  # squash mode changing an image's aspect ratio by more than this: a warning
 NETWORK_STRIDE = 32  # total downsampling of the classic CNNs: a 224 px input ends as a 7x7 feature map
 _CONVERSIONS = {
     "L": "grayscale, replicated to 3 channels",
@@ -31,57 +42,27 @@ _CONVERSIONS = {
     "PA": "palette with alpha, expanded to RGB and alpha dropped",
     "RGBA": "RGBA, alpha channel dropped",
     "CMYK": "CMYK, converted to RGB",
-    "I;16": "16-bit grayscale, scaled to 8 bits and replicated",
-    "I": "32-bit grayscale, converted and replicated",
     "YCbCr": "YCbCr, converted to RGB",
-}
+} | {mode: f"{scaling}, replicated to 3 channels" for mode, scaling in DEEP_MODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
 class _Image:
     path: Path
     label: str | None
-    width: int
-    height: int
-    mode: str
+    header: Header
 
 
-def _complete(path: Path, kind: str | None) -> bool:
-    """Whether a JPEG or PNG file has its end marker (a truncated download does not)."""
-    if kind not in ("JPEG", "PNG"):
-        return True
-    with path.open("rb") as handle:
-        handle.seek(0, 2)
-        handle.seek(max(handle.tell() - 16, 0))
-        tail = handle.read()
-    return b"\xff\xd9" in tail[-4:] if kind == "JPEG" else b"IEND" in tail
+def _loose_images(data: Path) -> list[Path]:
+    return sorted(p for p in data.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _labelled_files(data: Path) -> list[tuple[Path, str | None]]:
+    """With class folders, the images in them, as training reads them; otherwise the images in `data`."""
     if data.is_file():
         return [(data, None)]
-    classes = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found: list[tuple[Path, str | None]] = [
-        (p, None) for p in sorted(data.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    for folder in classes:
-        found += [(p, folder.name) for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
-    return found
-
-
-def _read_headers(files: list[tuple[Path, str | None]]) -> tuple[list[_Image], list[str]]:
-    from PIL import Image, UnidentifiedImageError
-
-    images, unreadable = [], []
-    for path, label in files:
-        try:
-            with Image.open(path) as image:
-                if not _complete(path, image.format):
-                    raise OSError("truncated: the file ends before its end marker")
-                images.append(_Image(path, label, image.width, image.height, image.mode))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            unreadable.append(f"{path} ({str(error).splitlines()[0][:80]})")
-    return images, unreadable
+    labelled: list[tuple[Path, str | None]] = list(labelled_images(data))
+    return labelled if class_folders(data) else [(path, None) for path in _loose_images(data)]
 
 
 def _duplicates(images: list[_Image]) -> list[list[Path]]:
@@ -97,16 +78,13 @@ def _duplicates(images: list[_Image]) -> list[list[Path]]:
 
 
 def _size_findings(spec: ImageInput, sizes: list[tuple[int, int]], where: str) -> list[Finding]:
-    findings = []
     shorts = sorted(min(w, h) for w, h in sizes)
-    median = statistics.median(shorts)
-    target = math.floor(spec.height / spec.crop_pct)  # as the transform resizes
-    summary = f"short side {shorts[0]}-{shorts[-1]} px (median {median:g}) in {where}; "
+    summary = f"short side {shorts[0]}-{shorts[-1]} px (median {statistics.median(shorts):g}) in {where}; "
     summary += f"the model sees {spec.height}x{spec.width}"
     cells = math.ceil(min(spec.height, spec.width) / NETWORK_STRIDE)  # side of the final feature map
     tiny = [s for s in shorts if s < cells]
     if tiny:
-        findings.append(
+        return [
             Finding(
                 "image-size",
                 "error",
@@ -114,39 +92,70 @@ def _size_findings(spec: ImageInput, sizes: list[tuple[int, int]], where: str) -
                 f"feature map the network ends with after its {NETWORK_STRIDE}x downsampling",
                 "use larger images, or a model trained on images this small",
             )
+        ]
+    growth = []  # (factor, side before, side after) for each image, along the side that grows most
+    for width, height in sizes:
+        resized_width, resized_height = resized_size(width, height, spec)
+        growth.append(
+            max((resized_width / width, width, resized_width), (resized_height / height, height, resized_height))
         )
-    elif upscaled := [side for side in shorts if target / side > UPSCALE]:
-        findings.append(
-            Finding(
-                "image-size",
-                "warn",
-                f"{len(upscaled)} image(s) are upscaled over {UPSCALE}x (up to {target / upscaled[0]:.0f}x: "
-                f"{upscaled[0]} -> {target} px); {summary}",
-                "fine for transfer, but each pixel becomes a blur; a model with a smaller input may fit better",
-            )
+    upscaled = sorted((g for g in growth if g[0] > UPSCALE), reverse=True)
+    if not upscaled:
+        return [Finding("image-size", "ok", summary)]
+    factor, before, after = upscaled[0]
+    return [
+        Finding(
+            "image-size",
+            "warn",
+            f"{len(upscaled)} image(s) are upscaled over {UPSCALE}x (up to {factor:.0f}x: {before} -> {after} px); "
+            f"{summary}",
+            "fine for transfer, but each pixel becomes a blur; a model with a smaller input may fit better",
         )
-    else:
-        findings.append(Finding("image-size", "ok", summary))
+    ]
+
+
+def _geometry(spec: ImageInput) -> str:
+    """The resize and crop `crop_mode` asks for, in words."""
+    scaled_height, scaled_width = math.floor(spec.height / spec.crop_pct), math.floor(spec.width / spec.crop_pct)
+    scaled = f"{scaled_height} px" if scaled_height == scaled_width else f"{scaled_height}x{scaled_width} px"
+    crop = f"centre-cropping {spec.height}x{spec.width} (crop_pct {spec.crop_pct}, crop_mode {spec.crop_mode})"
+    if spec.crop_mode == "squash":
+        return f"squashing to {scaled_height}x{scaled_width} px (aspect ratio not kept) and {crop}"
+    if spec.crop_mode == "border":
+        return f"resizing the long side to {scaled}, padding with the mean colour and {crop}"
+    return f"resizing the short side to {scaled} and {crop}"
+
+
+def _aspect_findings(spec: ImageInput, sizes: list[tuple[int, int]]) -> list[Finding]:
+    """How much of each image the resize and crop keep, and what they cost: lost edges (center), stretched
+    shapes (squash) or padding (border)."""
     ratios = [max(w, h) / min(w, h) for w, h in sizes]
-    kept = [min(1.0, spec.crop_pct**2 / ratio) for ratio in ratios]
-    cut = sum(1 for fraction in kept if fraction < 0.5)
+    kept, padding, stretch = [], [], []
+    for width, height in sizes:
+        resized_width, resized_height = resized_size(width, height, spec)
+        visible = min(resized_width, spec.width) * min(resized_height, spec.height)
+        kept.append(visible / (resized_width * resized_height))
+        padding.append(1 - visible / (spec.width * spec.height))
+        change = (width / height) / (resized_width / resized_height)
+        stretch.append(max(change, 1 / change))
     message = (
-        f"aspect ratio {min(ratios):.2f}-{max(ratios):.2f}; resizing the short side to {target} px and "
-        f"centre-cropping {spec.height}x{spec.width} (crop_pct {spec.crop_pct}) keeps "
+        f"aspect ratio {min(ratios):.2f}-{max(ratios):.2f}; {_geometry(spec)} keeps "
         f"{statistics.mean(kept):.0%} of the image area on average"
     )
-    if cut > len(sizes) / 10:
-        findings.append(
-            Finding(
-                "aspect-ratio",
-                "warn",
-                f"{message}; {cut} image(s) lose over half",
-                "crop or pad the images to a square first if the edges matter",
-            )
-        )
+    if spec.crop_mode == "squash":
+        message += f" and stretches shapes up to {max(stretch):.2f}x"
+        count, problem = sum(1 for s in stretch if s > STRETCH), f"are stretched over {STRETCH}x"
+        fix = f"crop the images to the model's aspect ratio ({spec.width}:{spec.height}) first if shapes matter"
+    elif spec.crop_mode == "border":
+        message += f"; padding fills {statistics.mean(padding):.0%} of the input on average"
+        count, problem = sum(1 for p in padding if p > 0.5), "are over half padding"
+        fix = f"crop the images closer to the model's aspect ratio ({spec.width}:{spec.height}) first"
     else:
-        findings.append(Finding("aspect-ratio", "ok", message))
-    return findings
+        count, problem = sum(1 for k in kept if k < 0.5), "lose over half"
+        fix = "crop or pad the images to a square first if the edges matter"
+    if count > len(sizes) / 10:
+        return [Finding("aspect-ratio", "warn", f"{message}; {count} image(s) {problem}", fix)]
+    return [Finding("aspect-ratio", "ok", message)]
 
 
 def _channel_findings(spec: ImageInput, modes: Counter[str]) -> list[Finding]:
@@ -154,9 +163,11 @@ def _channel_findings(spec: ImageInput, modes: Counter[str]) -> list[Finding]:
     others = {mode: count for mode, count in modes.items() if mode != wanted}
     if not others:
         return [Finding("channels", "ok", f"all images are {wanted}")]
-    described = "; ".join(f"{count} {_CONVERSIONS.get(mode, mode + ', converted')}" for mode, count in others.items())
     if wanted == "L":
-        described = "; ".join(f"{count} {mode}, converted to grayscale" for mode, count in others.items())
+        conversions = {mode: DEEP_MODES.get(mode, f"{mode}, converted to grayscale") for mode in others}
+    else:
+        conversions = {mode: _CONVERSIONS.get(mode, f"{mode}, converted") for mode in others}
+    described = "; ".join(f"{count} {conversions[mode]}" for mode, count in others.items())
     return [
         Finding(
             "channels", "warn", f"the model takes {wanted}: {described}", "nothing to do: the transform converts them"
@@ -204,29 +215,47 @@ def _class_findings(labels: Counter[str | None], folders: list[str]) -> list[Fin
     return findings
 
 
-def check_folder(spec: ModelSpec, data: Path) -> CheckReport:
-    """Check an image file or folder (class subfolders, or flat) against the spec's input."""
-    assert isinstance(spec.input, ImageInput)
-    files = _labelled_files(data)
-    images, unreadable = _read_headers(files)
-    findings: list[Finding] = []
+def _file_findings(data: Path, images: list[_Image], unreadable: list[str]) -> list[Finding]:
+    findings = []
     if not images:
         findings.append(Finding("files", "error", f"no readable image in {data}", "point at image files or folders"))
     if unreadable:
         level: Level = "warn" if images else "error"
+        listed = "; ".join(unreadable[:5]) + (" …" if len(unreadable) > 5 else "")
         findings.append(
             Finding(
                 "files",
                 level,
-                f"{len(unreadable)} unreadable or truncated file(s), skipped: "
-                + "; ".join(unreadable[:5])
-                + (" …" if len(unreadable) > 5 else ""),
+                f"{len(unreadable)} unreadable or truncated file(s), skipped (training skips them too): {listed}",
                 "re-download or delete them",
             )
         )
+    loose = _loose_images(data) if data.is_dir() and class_folders(data) else []
+    if loose:
+        findings.append(
+            Finding(
+                "files",
+                "warn",
+                f"{len(loose)} image(s) beside the class folders belong to no class, skipped: {loose[0]}"
+                + (" …" if len(loose) > 1 else ""),
+                "move them into a class folder",
+            )
+        )
+    return findings
+
+
+def check_folder(spec: ModelSpec, data: Path) -> CheckReport:
+    """Check an image file or folder (class subfolders, or flat) against the spec's input."""
+    assert isinstance(spec.input, ImageInput)
+    files = _labelled_files(data)
+    headers, unreadable = read_headers([path for path, _ in files])
+    images = [_Image(path, label, headers[path]) for path, label in files if path in headers]
+    findings = _file_findings(data, images, unreadable)
     if images:
-        findings += _channel_findings(spec.input, Counter(image.mode for image in images))
-        findings += _size_findings(spec.input, [(i.width, i.height) for i in images], f"{len(images)} images")
+        findings += _channel_findings(spec.input, Counter(image.header.mode for image in images))
+        sizes = [(image.header.width, image.header.height) for image in images]
+        findings += _size_findings(spec.input, sizes, f"{len(images)} images")
+        findings += _aspect_findings(spec.input, sizes)
         duplicates = _duplicates(images)
         if duplicates:
             sample = ", ".join(f"{group[0].name} = {group[1].name}" for group in duplicates[:3])
@@ -239,7 +268,7 @@ def check_folder(spec: ModelSpec, data: Path) -> CheckReport:
                 )
             )
     if data.is_dir():
-        folders = sorted(p.name for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))
+        folders = [folder.name for folder in class_folders(data)]
         findings += _class_findings(Counter(image.label for image in images), folders)
     return CheckReport(spec.name, tuple(findings))
 
@@ -280,7 +309,9 @@ def check_array(spec: ModelSpec, batch: Any) -> CheckReport:
                 "convert: drop alpha, or replicate grey",
             )
         )
-    findings += _size_findings(spec.input, [(int(width), int(height))] * array.shape[0], f"{array.shape[0]} arrays")
+    sizes = [(int(width), int(height))] * array.shape[0]
+    findings += _size_findings(spec.input, sizes, f"{array.shape[0]} arrays")
+    findings += _aspect_findings(spec.input, sizes)
     low, high = float(array.min()), float(array.max())
     if array.dtype == np.uint8:
         findings.append(Finding("values", "ok", "uint8 0-255: will be scaled to 0-1, then normalised"))

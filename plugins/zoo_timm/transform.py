@@ -1,26 +1,34 @@
-"""The preprocessing an image model needs, built from its spec with torchvision's transforms."""
+"""The preprocessing an image model needs, built from its spec: zoo's `prepare`, then torchvision's tensors.
+
+The picture itself (bit depth, colour mode, resize, crop or pad) comes from `zoo_core.images`, the code
+`zoo predict` runs with numpy, so a trained model and its export see the same pixels.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from zoo_core.images import prepare
 from zoo_core.specs import ImageInput
 
-_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
+class Prepare:
+    """PIL image to the 8-bit picture the network sees (see `zoo_core.images.prepare`)."""
 
-class ConvertMode:
-    """PIL image to the colour mode the network eats: drops alpha, expands palettes, CMYK and grey."""
-
-    def __init__(self, channels: int) -> None:
-        self.mode = "L" if channels == 1 else "RGB"
+    def __init__(self, spec: ImageInput) -> None:
+        self.spec = spec
 
     def __call__(self, image: Any) -> Any:
-        return image if image.mode == self.mode else image.convert(self.mode)
+        return prepare(image, self.spec)
 
     def __repr__(self) -> str:
-        return f"ConvertMode({self.mode!r})"
+        # part of the feature cache's key: every field that changes the picture is named
+        spec = self.spec
+        mode = "L" if spec.channels == 1 else "RGB"
+        return (
+            f"Prepare({mode}, {spec.height}x{spec.width}, crop_pct={spec.crop_pct}, crop_mode={spec.crop_mode}, "
+            f"{spec.interpolation})"
+        )
 
 
 class CaffeLayout:
@@ -38,18 +46,11 @@ class CaffeLayout:
 
 
 def build_transform(spec: ImageInput) -> Any:
-    """Resize the short side to size / crop_pct, centre-crop, convert, to tensor, normalise (timm's eval
-    transform, plus the channel order and value range a Caffe model needs)."""
+    """Prepare the picture, to tensor, normalise: timm's eval transform for the spec's `crop_mode`, plus
+    the channel order and value range a Caffe model needs."""
     from torchvision import transforms
-    from torchvision.transforms import InterpolationMode
 
-    scale_size = math.floor(spec.height / spec.crop_pct)
-    steps: list[Any] = [
-        ConvertMode(spec.channels),
-        transforms.Resize(scale_size, interpolation=InterpolationMode(spec.interpolation)),
-        transforms.CenterCrop((spec.height, spec.width)),
-        transforms.ToTensor(),
-    ]
+    steps: list[Any] = [Prepare(spec), transforms.ToTensor()]
     low, high = spec.value_range
     if spec.channel_order == "BGR" or (low, high) != (0.0, 1.0):
         steps.append(CaffeLayout(spec.channel_order == "BGR", high - low))
