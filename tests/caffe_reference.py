@@ -23,8 +23,15 @@ def _hw(values: Any, h: int, w: int, default: int) -> tuple[int, int]:
     return (found[0], found[-1]) if found else (default, default)
 
 
-def convolution(x: Array, weight: Array, bias: Array | None, stride: tuple[int, int], pad: tuple[int, int],
-                dilation: tuple[int, int], group: int) -> Array:  # fmt: skip
+def convolution(
+    x: Array,
+    weight: Array,
+    bias: Array | None,
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    dilation: tuple[int, int],
+    group: int,
+) -> Array:
     """Caffe's im2col convolution: out = floor((H + 2p - (d(k-1)+1)) / s) + 1 per spatial axis."""
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
@@ -47,8 +54,9 @@ def convolution(x: Array, weight: Array, bias: Array | None, stride: tuple[int, 
     return out + bias.reshape(1, -1, 1, 1) if bias is not None else out
 
 
-def pooling(x: Array, method: str, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int],
-            ceil: bool = True) -> Array:  # fmt: skip
+def pooling(
+    x: Array, method: str, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int], ceil: bool = True
+) -> Array:
     """Caffe's PoolingLayer: output size rounded up (CEIL), minus one when the last window would start
     inside the padding; MAX ignores padding, AVE divides by the window clipped to the padded image."""
     n, c, h, w = x.shape
@@ -106,11 +114,10 @@ def reshape(x: Array, dims: list[int], axis: int, num_axes: int) -> Array:
 
 
 def run_net(net: Any, x: Array, weights: dict[str, list[Array]], rng: np.random.Generator) -> Array:
-    """Execute `net` (a zoo_caffe.reader.Net) on x in float64; fill `weights` with random blobs it lacks."""
+    """Execute `net` (a zoo_caffe.reader.Net of a deploy definition, or `deploy_net` of a train_val one) on x
+    in float64; fill `weights` with random blobs it lacks."""
     blobs: dict[str, Array] = {}
     for layer in net.layers:
-        if layer.phase_train_only:
-            continue
         if layer.type in ("Input", "Data"):
             blobs[layer.tops[0]] = x.astype(np.float64)
             continue
@@ -123,8 +130,9 @@ def run_net(net: Any, x: Array, weights: dict[str, list[Array]], rng: np.random.
     return out
 
 
-def _blobs(layer: Any, weights: dict[str, list[Array]], shapes: list[tuple[int, ...]], rng: np.random.Generator,
-           scale: float) -> list[Array]:  # fmt: skip
+def _blobs(
+    layer: Any, weights: dict[str, list[Array]], shapes: list[tuple[int, ...]], rng: np.random.Generator, scale: float
+) -> list[Array]:
     if layer.name not in weights:
         weights[layer.name] = [(rng.standard_normal(shape) * scale).astype(np.float32) for shape in shapes]
     return [blob.astype(np.float64) for blob in weights[layer.name]]
@@ -138,15 +146,28 @@ def _layer(layer: Any, inputs: list[Array], weights: dict[str, list[Array]], rng
         shapes = [(c.num_output, x.shape[1] // c.group, *kernel)] + ([(c.num_output,)] if c.bias_term else [])
         fan_in = x.shape[1] // c.group * kernel[0] * kernel[1]
         blobs = _blobs(layer, weights, shapes, rng, 1 / math.sqrt(fan_in))
-        return convolution(x, blobs[0], blobs[1] if c.bias_term else None, _hw(c.stride, c.stride_h, c.stride_w, 1),
-                           _hw(c.pad, c.pad_h, c.pad_w, 0), _hw(c.dilation, 0, 0, 1), c.group)  # fmt: skip
+        return convolution(
+            x,
+            blobs[0],
+            blobs[1] if c.bias_term else None,
+            _hw(c.stride, c.stride_h, c.stride_w, 1),
+            _hw(c.pad, c.pad_h, c.pad_w, 0),
+            _hw(c.dilation, 0, 0, 1),
+            c.group,
+        )
     if kind == "Pooling":
         q = p.pooling_param
         method = {0: "MAX", 1: "AVE"}[q.pool]
         if q.global_pooling:
             return pooling(x, method, x.shape[2:], (1, 1), (0, 0))
-        return pooling(x, method, _hw(q.kernel_size, q.kernel_h, q.kernel_w, 0), _hw(q.stride, q.stride_h, q.stride_w, 1),
-                       _hw(q.pad, q.pad_h, q.pad_w, 0), ceil=q.round_mode == 0)  # fmt: skip
+        return pooling(
+            x,
+            method,
+            _hw(q.kernel_size, q.kernel_h, q.kernel_w, 0),
+            _hw(q.stride, q.stride_h, q.stride_w, 1),
+            _hw(q.pad, q.pad_h, q.pad_w, 0),
+            ceil=q.round_mode == 0,
+        )
     if kind == "InnerProduct":
         ip = p.inner_product_param
         flat = x.reshape(*x.shape[: ip.axis], -1)
@@ -184,18 +205,24 @@ def _layer(layer: Any, inputs: list[Array], weights: dict[str, list[Array]], rng
         channels = x.shape[1]
         if layer.name not in weights:
             factor = np.float32(rng.uniform(0.5, 2))
-            weights[layer.name] = [(rng.standard_normal(channels) * 0.1 * factor).astype(np.float32),
-                                   (rng.uniform(0.5, 2, channels) * factor).astype(np.float32),
-                                   np.array([factor], np.float32)]  # fmt: skip
+            weights[layer.name] = [
+                (rng.standard_normal(channels) * 0.1 * factor).astype(np.float32),
+                (rng.uniform(0.5, 2, channels) * factor).astype(np.float32),
+                np.array([factor], np.float32),
+            ]
         mean, var, factor = (blob.astype(np.float64) for blob in weights[layer.name])
         scale = 0 if factor[0] == 0 else 1 / factor[0]
         view = (1, -1, *([1] * (x.ndim - 2)))
         return (x - (mean * scale).reshape(view)) / np.sqrt((var * scale).reshape(view) + p.batch_norm_param.eps)
-    if kind == "Scale":
+    if kind == "Scale":  # by a learned blob over axes [axis, axis + num_axes), or by a second input
         s = p.scale_param
-        end = x.ndim if s.num_axes == -1 else s.axis + s.num_axes
-        shape = x.shape[s.axis : end]
-        blobs = _blobs(layer, weights, [shape] + ([shape] if s.bias_term else []), rng, 0.5)
+        if len(inputs) == 2:
+            shape, end = inputs[1].shape, s.axis + inputs[1].ndim
+            blobs = [inputs[1], *_blobs(layer, weights, [shape] if s.bias_term else [], rng, 0.5)]
+        else:
+            end = x.ndim if s.num_axes == -1 else s.axis + s.num_axes
+            shape = x.shape[s.axis : end]
+            blobs = _blobs(layer, weights, [shape] + ([shape] if s.bias_term else []), rng, 0.5)
         view = (*shape, *([1] * (x.ndim - end)))
         out = x * blobs[0].reshape(view)
         return out + blobs[1].reshape(view) if s.bias_term else out

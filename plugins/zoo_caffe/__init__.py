@@ -1,7 +1,8 @@
 """zoo's Caffe Model Zoo plugin: prototxt + caffemodel → a PyTorch backbone, with no Caffe installation.
 
-Reads Caffe's files with protobuf (`reader`), builds the net as torch modules with Caffe's semantics
-(`layers`, `network`), and converts weights to safetensors with a spec (`convert`, ``zoo convert caffe``).
+Reads Caffe's files with protobuf (`reader`), takes the deploy net of a definition (`deploy_net`), builds it
+as torch modules with Caffe's semantics (`layers`, `network`), and converts weights to safetensors with a
+spec (`convert`, ``zoo convert caffe``).
 """
 
 from __future__ import annotations
@@ -37,17 +38,22 @@ def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
 
 @hookimpl
 def convert_weights(format: str, source: Path, destination: Path) -> ModelSpec | None:
-    """``source``: a folder with one ``*.prototxt`` (deploy) and one ``*.caffemodel``."""
+    """``source``: a folder with one ``*.caffemodel`` and its net definition — ``deploy.prototxt`` when there,
+    else the one ``*.prototxt`` that is no solver (a train_val definition is converted to its deploy net)."""
     if format != "caffe":
         return None
     from zoo_caffe.convert import convert_caffe
 
-    prototxts = sorted(source.glob("*.prototxt"))
+    definitions = sorted(path for path in source.glob("*.prototxt") if "solver" not in path.name)
+    deploy = [path for path in definitions if path.name == "deploy.prototxt"]
     models = sorted(source.glob("*.caffemodel"))
-    if len(prototxts) != 1 or len(models) != 1:
-        raise WeightsFormatError(f"{source}: expected one .prototxt and one .caffemodel, found "
-                                 f"{[p.name for p in prototxts + models]}")  # fmt: skip
-    return convert_caffe(prototxts[0], models[0], destination)
+    if len(deploy or definitions) != 1 or len(models) != 1:
+        found = [path.name for path in definitions + models]
+        raise WeightsFormatError(
+            f"{source}: expected one .caffemodel and one net definition (deploy.prototxt, or a single .prototxt "
+            f"besides the solver), found {found}"
+        )
+    return convert_caffe((deploy or definitions)[0], models[0], destination)
 
 
 @hookimpl

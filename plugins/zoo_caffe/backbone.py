@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from zoo_caffe.layers import InnerProduct
@@ -30,16 +29,15 @@ class CaffeBackbone(Backbone):
         if weights_dir is None:
             raise PluginError(f"'{spec.name}' is defined by its deploy.prototxt: load it with pretrained=True")
         self.network = CaffeNetwork(read_net(weights_dir / "deploy.prototxt"))
-        self.network.load_state_dict(load_file(weights_dir / "model.safetensors"))
-        keys = list(self.network.layers)
-        classifiers = [key for key in keys if isinstance(self.network.layers[key], InnerProduct)]
+        self.network.load_weights(weights_dir / "model.safetensors")
+        classifiers = [key for key, module in self.network.layers.items() if isinstance(module, InnerProduct)]
         if not classifiers:
             raise PluginError(f"'{spec.name}': the net has no InnerProduct layer to serve as its classifier")
-        self.classifier_key = classifiers[-1]
-        before = keys.index(self.classifier_key)
-        self.until: str | None = keys[before - 1] if before else None  # the layer whose output the head reads
-        self.head: nn.Linear = self.network.layers[self.classifier_key]  # type: ignore[assignment]
-        self.stages = self._stages(keys[:before])
+        # the classifier leaves the network (with what follows it, a Softmax): one module under one name, so a
+        # state dict holds it once and a saved run loads back whole
+        self.head: nn.Linear = self.network.split_off(classifiers[-1])  # type: ignore[assignment]
+        self.until: str | None = None  # the layer whose output the head reads; None: the network's output
+        self.stages = self._stages(list(self.network.layers))
         self.pooled = False  # after drop_last: feature maps are averaged over space
 
     def _stages(self, keys: list[str]) -> list[list[str]]:
@@ -78,8 +76,10 @@ class CaffeBackbone(Backbone):
         self.head = nn.Linear(self.feature_dim, num_classes)
 
     def layer_groups(self) -> list[LayerGroup]:
-        groups = [LayerGroup(f"stage{index}", tuple(self.network.layers[key] for key in stage))
-                  for index, stage in enumerate(self.stages)]  # fmt: skip
+        groups = [
+            LayerGroup(f"stage{index}", tuple(self.network.layers[key] for key in stage))
+            for index, stage in enumerate(self.stages)
+        ]
         return [*groups, LayerGroup("head", (self.head,))]
 
     def drop_last(self, n: int) -> None:
