@@ -22,7 +22,7 @@ def run(out: Path) -> dict[str, object]:
 
     source, train, test = write_digits(out / "data")
     pretrain("resnet10t", source, out / "source-model", "digits-0-4.resnet10t", size=32, channels=1,
-             options=FinetuneOptions(epochs=8, lr=3e-3, batch_size=64))  # fmt: skip
+             options=FinetuneOptions(epochs=8, lr=3e-3, batch_size=64), replace=True)  # fmt: skip
     options = FinetuneOptions(strategy="features", head="logreg", val=str(test), baseline="scratch", epochs=10,
                               lr=3e-3, batch_size=16)  # fmt: skip
     return finetune("digits-0-4.resnet10t", train, out / "transfer", options)

@@ -26,8 +26,9 @@ def test_transfer_beats_scratch_by_20_points_on_held_out_digits(
     from zoo_core.training.run import FinetuneOptions, finetune
 
     spec, train, test = source
-    options = FinetuneOptions(strategy="features", head="logreg", val=str(test), baseline="scratch", epochs=8,
-                              lr=3e-3, batch_size=16)  # fmt: skip
+    options = FinetuneOptions(
+        strategy="features", head="logreg", val=str(test), baseline="scratch", epochs=8, lr=3e-3, batch_size=16
+    )
     metrics = finetune(spec, train, tmp_path / "run", options)
     assert metrics["train_size"] == 50 and metrics["val_size"] > 800
     assert metrics["transfer"]["final"] >= metrics["scratch"]["final"] + 0.20, metrics
@@ -40,8 +41,9 @@ def test_transfer_beats_scratch_by_20_points_on_held_out_digits(
     assert json.loads((run / "preprocessing.json").read_text())["input"]["channels"] == 1
 
 
-def test_a_manifest_reproduces_the_same_metrics(source: tuple[zoo_core.ModelSpec, Path, Path], tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_manifest_reproduces_the_same_metrics(
+    source: tuple[zoo_core.ModelSpec, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from zoo_core.training.run import FinetuneOptions, finetune, finetune_from_manifest
 
     spec, train, _ = source
@@ -94,8 +96,12 @@ def test_network_strategies_train_and_save_the_model(
     from zoo_core.training.run import FinetuneOptions, finetune
 
     spec, train, test = source
-    metrics = finetune(spec, train, tmp_path / "run", FinetuneOptions(strategy=strategy, epochs=3, val=str(test),
-                                                                         lr=1e-3, batch_size=16))  # fmt: skip
+    metrics = finetune(
+        spec,
+        train,
+        tmp_path / "run",
+        FinetuneOptions(strategy=strategy, epochs=3, val=str(test), lr=1e-3, batch_size=16),
+    )
     assert metrics["transfer"]["best"] > 0.3  # far above chance (0.2) after three epochs
     weights = load_file(tmp_path / "run" / "model.safetensors")
     assert "head.weight" in weights and any(key.startswith("backbone.network.") for key in weights)
@@ -124,8 +130,9 @@ def test_unusable_data_stops_before_training(source: tuple[zoo_core.ModelSpec, P
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_finetune_and_its_manifest(source: tuple[zoo_core.ModelSpec, Path, Path], tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_finetune_and_its_manifest(
+    source: tuple[zoo_core.ModelSpec, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zoo_core.settings import Settings
     from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
@@ -155,8 +162,9 @@ def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_quickstart_runs_the_whole_path_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_quickstart_runs_the_whole_path_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit) as exited:
         main(["quickstart", "--out", str(tmp_path / "qs")])
@@ -185,14 +193,31 @@ def test_torchrun_with_two_processes_matches_one(source: tuple[zoo_core.ModelSpe
     add_to_user_registry(Settings.from_env().home, spec)
     reset_catalogue()
     options = ["--strategy", "full", "--epochs", "3", "--batch-size", "16", "--lr", "1e-3", "--val", str(test)]
-    single = finetune(spec.name, train, tmp_path / "one", FinetuneOptions(strategy="full", epochs=3, batch_size=16,
-                                                                          lr=1e-3, val=str(test)))  # fmt: skip
+    single = finetune(
+        spec.name,
+        train,
+        tmp_path / "one",
+        FinetuneOptions(strategy="full", epochs=3, batch_size=16, lr=1e-3, val=str(test)),
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={port}", "-m", "zoo_core", "finetune", spec.name, str(train), "--out",
-               str(tmp_path / "two"), *options]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "zoo_core",
+        "finetune",
+        spec.name,
+        str(train),
+        "--out",
+        str(tmp_path / "two"),
+        *options,
+    ]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     double = json.loads((tmp_path / "two" / "metrics.json").read_text())
     one = [epoch["val_accuracy"] for epoch in single["transfer"]["curve"]]

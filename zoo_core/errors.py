@@ -9,16 +9,20 @@ from __future__ import annotations
 
 __all__ = [
     "ArchiveError",
+    "CheckpointError",
     "ChecksumError",
     "DataError",
     "DownloadError",
     "ExportError",
+    "ModelNameTakenError",
     "ModelNotFoundError",
     "NotCachedError",
     "PluginError",
     "PluginUnavailableError",
     "RegistryError",
     "RegistryWarning",
+    "RunFolderBusyError",
+    "RunOptionError",
     "UnreachableHubError",
     "UnsafeValueError",
     "UnsafeWeightsError",
@@ -49,6 +53,10 @@ class RegistryWarning(UserWarning):
 
 class ModelNotFoundError(ZooError, KeyError):
     """No model in the catalogue has the asked-for name or alias."""
+
+
+class ModelNameTakenError(ZooError, ValueError):
+    """A new model's name is already a model's name or alias in the catalogue (``zoo pretrain --name``)."""
 
 
 # --- plugins -------------------------------------------------------------------------------------------
@@ -113,6 +121,23 @@ class WeightsFormatError(ZooError, ValueError):
 
 class DataError(ZooError, ValueError):
     """A user's dataset cannot be read; the message names the file and the line."""
+
+
+# --- fine-tuning runs ---------------------------------------------------------------------------------
+
+
+class RunOptionError(ZooError, ValueError):
+    """Options that cannot make a run (``--epochs 0``, ``--head logreg`` with ``--strategy full``), or an
+    ``--out`` folder that is not a run; the message names the option and the fix."""
+
+
+class RunFolderBusyError(ZooError, RuntimeError):
+    """Another process is writing the same run folder; the message names the folder and that process."""
+
+
+class CheckpointError(ZooError, ValueError):
+    """``--resume`` cannot go on from a run's ``last.pt``: there is none, it is unreadable, or it belongs to
+    another run (other data, strategy, seed…)."""
 
 
 # --- export and inference ------------------------------------------------------------------------------

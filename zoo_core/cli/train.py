@@ -1,26 +1,61 @@
-"""`zoo finetune` and `zoo pretrain`: adapting a pretrained model, and developing a source model."""
+"""`zoo finetune` and `zoo pretrain`: adapting a pretrained model, and developing a source model.
+
+Options that cannot make a run (``--epochs 0``, ``--head logreg`` with ``--strategy full``) are usage
+errors, found before any data is read; everything else a run refuses is one line and exit 1.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from zoo_core.cli import State
 
+if TYPE_CHECKING:
+    from zoo_core.training.run import FinetuneOptions
+
 __all__ = ["COMMANDS"]
+
+THREADS_HELP = "CPU threads while training; the same number gives the same result on any machine."
 
 
 def _report(metrics: dict[str, Any], out: Path) -> None:
     summary = metrics.get("transfer") or metrics["source"]
-    click.echo(f"{metrics['model']}: start {summary['start']:.1%}, slope {summary['slope']:+.1%}/epoch, "
-               f"final {summary['final']:.1%} (best {summary['best']:.1%})")  # fmt: skip
+    click.echo(
+        f"{metrics['model']}: start {summary['start']:.1%}, slope {summary['slope']:+.1%}/epoch, "
+        f"final {summary['final']:.1%} (best {summary['best']:.1%})"
+    )
     if "scratch" in metrics:
         scratch = metrics["scratch"]
-        click.echo(f"scratch baseline: start {scratch['start']:.1%}, final {scratch['final']:.1%} -> transfer is "
-                   f"{metrics['transfer_minus_scratch'] * 100:+.1f} points")  # fmt: skip
+        click.echo(
+            f"scratch baseline: start {scratch['start']:.1%}, final {scratch['final']:.1%} -> transfer is "
+            f"{metrics['transfer_minus_scratch'] * 100:+.1f} points"
+        )
     click.echo(f"run folder: {out}")
+
+
+def _options(**chosen: Any) -> FinetuneOptions:
+    """The run's options; values no run can use are a one-line `RunOptionError` naming the option (exit 1)."""
+    from zoo_core.training.run import FinetuneOptions
+
+    return FinetuneOptions(**chosen)
+
+
+def _refuse_beside_manifest(ctx: click.Context) -> None:
+    """A manifest holds the model, the data and every option: nothing given beside it would be used."""
+    given = [
+        key.upper() if key in ("name", "data") else f"--{key.replace('_', '-')}"
+        for key in ctx.params
+        if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE
+        and key not in ("out", "from_manifest", "resume")
+    ]
+    if given:
+        raise click.UsageError(
+            f"--from-manifest takes the model, data and options from the manifest; drop {', '.join(given)}"
+        )
 
 
 @click.command("finetune")
@@ -32,28 +67,43 @@ def _report(metrics: dict[str, Any], out: Path) -> None:
 @click.option("--unfreeze", default=1, show_default=True, help="finetune: backbone stages trained under the head.")
 @click.option("--drop-last", default=0, show_default=True, help="Reuse all backbone stages but the last N.")
 @click.option("--epochs", default=10, show_default=True)
+@click.option("--patience", default=3, show_default=True, help="Stop after N epochs without a better validation loss.")
 @click.option("--lr", default=1e-3, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--val-split", default=0.2, show_default=True, help="Stratified share held out for validation.")
 @click.option("--val", type=click.Path(exists=True, path_type=Path), help="A separate validation set instead.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=1, show_default=True, help=THREADS_HELP)
 @click.option("--baseline", type=click.Choice(["scratch"]), help="Also train the architecture from random weights.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
-@click.option("--from-manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Reproduce the run a manifest.json describes.")  # fmt: skip
-@click.pass_obj
-def finetune_command(state: State, /, name: str | None, data: Path | None, out: Path, from_manifest: Path | None,
-                     resume: bool, **options: Any) -> None:  # fmt: skip
+@click.option(
+    "--from-manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reproduce the run a manifest.json describes.",
+)
+@click.pass_context
+def finetune_command(
+    ctx: click.Context,
+    /,
+    name: str | None,
+    data: Path | None,
+    out: Path,
+    from_manifest: Path | None,
+    resume: bool,
+    **options: Any,
+) -> None:
     """Adapt a pretrained model to a labelled dataset (an image folder, or a CSV/JSONL with text and label)."""
-    from zoo_core.training.run import FinetuneOptions, finetune, finetune_from_manifest
+    from zoo_core.training.run import finetune, finetune_from_manifest
 
+    state: State = ctx.obj
     if from_manifest is not None:
-        metrics = finetune_from_manifest(from_manifest, out)
+        _refuse_beside_manifest(ctx)
+        metrics = finetune_from_manifest(from_manifest, out, state.catalogue(), resume=resume)
     elif name is None or data is None:
         raise click.UsageError("give NAME and DATA, or --from-manifest RUN_DIR/manifest.json")
     else:
-        options["val"] = str(options["val"]) if options["val"] else None
-        metrics = finetune(state.catalogue().get(name), data, out, FinetuneOptions(**options), resume=resume)
+        chosen = _options(**{**options, "val": str(options["val"]) if options["val"] else None})
+        metrics = finetune(state.catalogue().get(name), data, out, chosen, resume=resume)
     _report(metrics, out)
 
 
@@ -61,20 +111,42 @@ def finetune_command(state: State, /, name: str | None, data: Path | None, out: 
 @click.argument("arch")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--name", required=True, help="The catalogue name the source model gets.")
+@click.option("--name", required=True, help="The catalogue name the source model gets: a name no model has.")
+@click.option("--replace", is_flag=True, help="Replace the entry of that name in your own registry.")
 @click.option("--size", default=32, show_default=True, help="Input height and width.")
 @click.option("--channels", default=3, show_default=True, help="1 for grayscale data.")
 @click.option("--epochs", default=15, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def pretrain_command(arch: str, data: Path, out: Path, name: str, size: int, channels: int, epochs: int, lr: float,
-                     seed: int) -> None:  # fmt: skip
+@click.option("--threads", default=1, show_default=True, help=THREADS_HELP)
+@click.pass_obj
+def pretrain_command(
+    state: State,
+    /,
+    arch: str,
+    data: Path,
+    out: Path,
+    name: str,
+    replace: bool,
+    size: int,
+    channels: int,
+    **options: Any,
+) -> None:
     """Train a timm ARCH from scratch on abundant source DATA and register it, for `zoo finetune NAME`."""
     from zoo_core.training.pretrain import pretrain
-    from zoo_core.training.run import FinetuneOptions
 
-    metrics = pretrain(arch, data, out, name, size=size, channels=channels,
-                       options=FinetuneOptions(epochs=epochs, lr=lr, seed=seed))  # fmt: skip
+    chosen = _options(**options)
+    metrics = pretrain(
+        arch,
+        data,
+        out,
+        name,
+        size=size,
+        channels=channels,
+        options=chosen,
+        replace=replace,
+        catalogue=state.catalogue(),
+    )
     _report(metrics, out)
 
 

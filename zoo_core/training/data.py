@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import random
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from zoo_core.errors import DataError
+from zoo_core.images import class_folders, labelled_images, read_headers
 from zoo_core.textdata import read_texts
 
 __all__ = ["Dataset", "load_dataset", "stratified_split"]
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,30 @@ class Dataset:
         return digest.hexdigest()[:16]
 
 
+def _image_pairs(data: Path) -> list[tuple[str, str]]:
+    """(path, class folder) for each image, listed and tested for readability as `zoo check` does: a file
+    it reports as unreadable (not an image, truncated, too large to decode safely) is skipped here, with one
+    warning that says how many and names the first."""
+    if not class_folders(data):
+        raise DataError(f"{data}: training needs one subfolder per class, each holding that class's images")
+    files = labelled_images(data)
+    headers, skipped = read_headers([path for path, _ in files])
+    if skipped:
+        warnings.warn(
+            f"{data}: skipped {len(skipped)} unreadable or truncated image(s), the first {skipped[0]}; "
+            f"`zoo check` lists them: re-download or delete them",
+            stacklevel=3,
+        )
+    return [(str(path), label) for path, label in files if path in headers]
+
+
 def load_dataset(data: Path, modality: str, classes: list[str] | None = None) -> Dataset:
     """Read a dataset; `classes` fixes the label order (a validation set follows its training set)."""
+    if not data.exists():
+        where = "" if data.is_absolute() else f" in {Path.cwd()}"
+        raise DataError(f"{data}: not found{where}; check the path")
     if modality == "image":
-        folders = (
-            sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")) if data.is_dir() else []
-        )
-        if not folders:
-            raise DataError(f"{data}: training needs one subfolder per class, each holding that class's images")
-        pairs = [(str(f), folder.name) for folder in folders for f in sorted(folder.rglob("*"))
-                 if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+        pairs = _image_pairs(data)
         kind = "image"
     else:
         texts = read_texts(data)

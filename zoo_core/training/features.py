@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo_core.images import decode
 from zoo_core.training.data import Dataset
 
 __all__ = ["batches", "cached_features"]
@@ -24,19 +25,15 @@ __all__ = ["batches", "cached_features"]
 def batches(
     dataset: Dataset, transform: Any, batch_size: int, order: list[int] | None = None
 ) -> Iterator[tuple[Any, torch.Tensor]]:
-    """(inputs, labels) batches: image tensors through `transform`, or lists of texts."""
-    from PIL import Image
-
+    """(inputs, labels) batches: image tensors through `transform`, or lists of texts. An image that cannot
+    be decoded (its header and end marker passed `load_dataset`'s test, its pixels did not) is a `DataError`
+    naming the file."""
     order = list(range(len(dataset.items))) if order is None else order
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
         labels = torch.tensor([dataset.labels[i] for i in chosen])
         if dataset.kind == "image":
-            images = []
-            for i in chosen:
-                with Image.open(dataset.items[i]) as image:
-                    images.append(transform(image))
-            yield torch.stack(images), labels
+            yield torch.stack([transform(decode(Path(dataset.items[i]))) for i in chosen]), labels
         else:
             yield [dataset.items[i] for i in chosen], labels
 

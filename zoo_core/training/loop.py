@@ -2,12 +2,16 @@
 
 After each epoch the module's state, the optimiser's and the learning curve so far go to ``last.pt``
 (written whole, then renamed), so an interrupted run keeps its last good epoch and ``--resume`` goes on
-from there. The best epoch by validation loss is kept in memory and returned.
+from there. The checkpoint also records what it belongs to (model, data, options: the caller's
+`identity`); resuming refuses a checkpoint of another run, or one that cannot be read, with one line
+naming the file. The best epoch by validation loss is kept in memory and returned.
 """
 
 from __future__ import annotations
 
 import copy
+import pickle
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+from zoo_core.errors import CheckpointError
 
 __all__ = ["Epoch", "train_epochs"]
 
@@ -34,6 +40,27 @@ def _evaluate(module: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]]) ->
     return loss / max(count, 1), correct / max(count, 1)
 
 
+def _resumed(checkpoint: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's contents, when it is readable and belongs to the run `identity` describes."""
+    afresh = "run without --resume to start afresh"
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise CheckpointError(
+            f"{checkpoint}: not a readable checkpoint ({reason}); it may be truncated: {afresh}"
+        ) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("run"), dict):
+        raise CheckpointError(f"{checkpoint}: does not say which run it belongs to (an older zoo wrote it); {afresh}")
+    for key, value in identity.items():
+        if saved["run"].get(key) != value:
+            raise CheckpointError(
+                f"{checkpoint} belongs to another run ({key} {saved['run'].get(key)} there, {value} now): resume "
+                f"with the same model, data and options, or {afresh}"
+            )
+    return saved
+
+
 def train_epochs(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -46,16 +73,19 @@ def train_epochs(
     resume: bool = False,
     seed: int = 0,
     quiet: bool = True,
+    identity: dict[str, Any] | None = None,
 ) -> tuple[list[Epoch], dict[str, torch.Tensor]]:
     """Train up to `epochs`, stopping after `patience` epochs without a better validation loss.
 
-    Returns the learning curve and the best epoch's state dict.
+    `identity` (plain values by name: model, data fingerprints, options) is stored in the checkpoint and
+    must match to resume from it. Returns the learning curve and the best epoch's state dict.
     """
+    identity = identity or {}
     core = getattr(module, "module", module)  # under DistributedDataParallel, the wrapped model
     curve: list[Epoch] = []
     best_loss, best_state, stale, start = float("inf"), copy.deepcopy(core.state_dict()), 0, 0
     if resume and checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        saved = _resumed(checkpoint, identity)
         core.load_state_dict(saved["module"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
@@ -77,16 +107,29 @@ def train_epochs(
                 scheduler.step()
             total, count = total + float(loss.detach()) * len(labels), count + len(labels)
         val_loss, val_accuracy = _evaluate(module, val())
-        curve.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
-                      "val_accuracy": val_accuracy})  # fmt: skip
+        curve.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / max(count, 1),
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            }
+        )
         if val_loss < best_loss:
             best_loss, best_state, stale = val_loss, copy.deepcopy(core.state_dict()), 0
         else:
             stale += 1
         if checkpoint is not None:
-            state = {"module": core.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve,
-                     "best_loss": best_loss, "best_state": best_state, "stale": stale,
-                     "scheduler": scheduler.state_dict() if scheduler is not None else {}}  # fmt: skip
+            state = {
+                "module": core.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "curve": curve,
+                "best_loss": best_loss,
+                "best_state": best_state,
+                "stale": stale,
+                "run": identity,
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            }
             partial = checkpoint.with_suffix(".tmp")
             torch.save(state, partial)
             partial.replace(checkpoint)
