@@ -61,15 +61,18 @@ def session(path: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def compare(name: str, module: torch.nn.Module, feeds: dict[str, np.ndarray], path: Path, flops: float,
-            repeat: int) -> tuple[float, float]:  # fmt: skip
+def compare(
+    name: str, module: torch.nn.Module, feeds: dict[str, np.ndarray], path: Path, flops: float, repeat: int
+) -> tuple[float, float]:
     tensors = {key: torch.from_numpy(value) for key, value in feeds.items()}
     with torch.no_grad():
         eager = median_seconds(lambda: module(*tensors.values()), repeat, warm_up=True)
     ort = session(path)
     runtime = median_seconds(lambda: ort.run(None, feeds), repeat, warm_up=True)
-    print(f"{name:<30} torch {eager * 1000:8.1f} ms  ORT {runtime * 1000:8.1f} ms  ratio {eager / runtime:4.2f}x  "
-          f"ORT {flops / runtime / 1e9:6.1f} GFLOP/s")  # fmt: skip
+    print(
+        f"{name:<30} torch {eager * 1000:8.1f} ms  ORT {runtime * 1000:8.1f} ms  ratio {eager / runtime:4.2f}x  "
+        f"ORT {flops / runtime / 1e9:6.1f} GFLOP/s"
+    )
     return eager, runtime
 
 
@@ -143,9 +146,16 @@ def main() -> None:
 
         resnet = zoo_core.load("resnet50", pretrained=False).eval()
         path = Path(folder) / "resnet50.onnx"
-        torch.onnx.export(resnet, (torch.randn(2, 3, 224, 224),), str(path), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # fmt: skip
+        torch.onnx.export(
+            resnet,
+            (torch.randn(2, 3, 224, 224),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
         for batch in (1, 32):
             feeds = {"input": np.random.randn(batch, 3, 224, 224).astype(np.float32)}
             compare(f"resnet50 batch {batch}", resnet, feeds, path, 8.2e9 * batch, 20 if batch == 1 else 3)
@@ -176,18 +186,27 @@ def main() -> None:
             feeds = {"input_ids": token_ids, "attention_mask": np.ones_like(token_ids)}
             flops = batch * (2 * weights * 128 + 4 * 6 * 128 * 128 * 384)  # matmuls per token, and attention
             for name in ("fp32", "fused"):
-                compare(f"MiniLM {name} batch {batch}, 128 tok", model, feeds, Path(exports[name].path), flops,
-                        20 if batch == 1 else 3)  # fmt: skip
+                compare(
+                    f"MiniLM {name} batch {batch}, 128 tok",
+                    model,
+                    feeds,
+                    Path(exports[name].path),
+                    flops,
+                    20 if batch == 1 else 3,
+                )
         token_ids = np.random.randint(1000, 20000, (1, 128)).astype(np.int64)
         one = {"input_ids": token_ids, "attention_mask": np.ones_like(token_ids)}
         sessions = {name: session(Path(report.path)) for name, report in exports.items()}
-        times = {name: median_seconds(lambda ort=ort: ort.run(None, one), 20, warm_up=True)
-                 for name, ort in sessions.items()}  # fmt: skip
+        times = {
+            name: median_seconds(lambda ort=ort: ort.run(None, one), 20, warm_up=True) for name, ort in sessions.items()
+        }
         size = {name: Path(report.path).stat().st_size for name, report in exports.items()}
-        print(f"MiniLM int8 (dynamic) batch 1: {times['int8'] * 1000:.1f} ms vs fp32 ORT {times['fp32'] * 1000:.1f} ms "
-              f"({times['fp32'] / times['int8']:.2f}x), {size['fp32'] / size['int8']:.1f}x smaller, top-1 agreement "
-              f"{exports['int8'].top1_agreement:.1%} on {exports['int8'].samples} held-out texts under the trained "
-              "head")  # fmt: skip
+        print(
+            f"MiniLM int8 (dynamic) batch 1: {times['int8'] * 1000:.1f} ms vs fp32 ORT {times['fp32'] * 1000:.1f} ms "
+            f"({times['fp32'] / times['int8']:.2f}x), {size['fp32'] / size['int8']:.1f}x smaller, top-1 agreement "
+            f"{exports['int8'].top1_agreement:.1%} on {exports['int8'].samples} held-out texts under the trained "
+            "head"
+        )
 
         from safetensors.torch import save
 
@@ -202,8 +221,10 @@ def main() -> None:
             zoo_core.download("resnet50")  # not part of the export's time
             start = time.perf_counter()
             report = export_onnx("resnet50", Path(folder) / "export")
-            print(f"zoo export resnet50 with parity check: {time.perf_counter() - start:.1f} s (target ≤ 15 s), "
-                  f"max |diff| {report.max_abs_diff:.1e}")  # fmt: skip
+            print(
+                f"zoo export resnet50 with parity check: {time.perf_counter() - start:.1f} s (target ≤ 15 s), "
+                f"max |diff| {report.max_abs_diff:.1e}"
+            )
             start = time.perf_counter()
             export_onnx("resnet50", Path(folder) / "dynamo", exporter="dynamo")
             print(f"zoo export resnet50 with the dynamo exporter instead: {time.perf_counter() - start:.1f} s")
@@ -212,8 +233,10 @@ def main() -> None:
         fp32, fp16 = session(Path(report.path)), session(Path(half.path))
         fp32_time = median_seconds(lambda: fp32.run(None, one), 10, warm_up=True)
         fp16_time = median_seconds(lambda: fp16.run(None, one), 10, warm_up=True)
-        print(f"resnet50 fp16, CPU provider, batch 1: {fp16_time * 1000:.1f} ms vs fp32 {fp32_time * 1000:.1f} ms "
-              f"({fp32_time / fp16_time:.2f}x), max |diff| {half.max_abs_diff:.1e} (fp16 is for GPUs)")  # fmt: skip
+        print(
+            f"resnet50 fp16, CPU provider, batch 1: {fp16_time * 1000:.1f} ms vs fp32 {fp32_time * 1000:.1f} ms "
+            f"({fp32_time / fp16_time:.2f}x), max |diff| {half.max_abs_diff:.1e} (fp16 is for GPUs)"
+        )
 
 
 if __name__ == "__main__":

@@ -4,19 +4,21 @@ Providers are chosen TensorRT > CUDA > CPU among those that can run here (a GPU 
 driver, ``libcuda.so.1``), and the one actually in use is reported: onnxruntime itself silently falls back to
 the CPU, so an explicitly requested provider that is not active after the session starts is an error that
 says what is missing. Preprocessing is rebuilt from the model's metadata: the folder is all `predict` needs,
-and it needs neither torch nor the training code.
+and it needs neither torch nor the training code. Nothing in the folder is used unchecked: every file must
+have the sha256 ``export.json`` records (`zoo_core.export_folder`), and every metadata field must pass
+`zoo_core.export_metadata` (sizes within bounds and equal to the graph's, finite mean and std, known modes).
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import ExportError
+from zoo_core.export_folder import verify_export
+from zoo_core.export_metadata import read_metadata
 
 __all__ = ["Predictor", "available_providers"]
 
@@ -51,6 +53,7 @@ class Predictor:
             raise ExportError(f"{folder}: no model.onnx; make one with `zoo export RUN_DIR --out {folder}`")
         if provider != "auto" and provider not in PROVIDERS:
             raise ExportError(f"unknown provider '{provider}'; use auto, tensorrt, cuda or cpu")
+        verify_export(folder)  # before onnxruntime reads model.onnx or its weights
         wanted = available_providers() if provider == "auto" else [PROVIDERS[provider], PROVIDERS["cpu"]]
         onnxruntime.set_default_logger_severity(3)  # a missing GPU library is reported below, in one line
         options = onnxruntime.SessionOptions()
@@ -69,38 +72,24 @@ class Predictor:
                 f"provider '{provider}' is not active (onnxruntime fell back to {self.provider}): "
                 f"{missing} not found: install it (onnxruntime-gpu needs it), or use --provider cpu"
             )
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "zoo.labels" not in meta:
-            raise ExportError(f"{path}: no zoo metadata (labels, preprocessing); export it with `zoo export`")
-        self.folder, self.labels = folder, json.loads(meta["zoo.labels"])
-        self.modality, self.input = meta["zoo.modality"], json.loads(meta["zoo.preprocessing"])
+        logits = next((output.shape for output in self.session.get_outputs() if output.name == "logits"), None)
+        if logits is None or len(logits) != 2:
+            raise ExportError(f"{path}: no 'logits' output of shape (batch, classes); export it with `zoo export`")
+        meta = read_metadata(
+            self.session.get_modelmeta().custom_metadata_map,
+            self.session.get_inputs()[0].shape,
+            logits[1] if isinstance(logits[1], int) else None,
+            str(path),
+        )
+        self.folder, self.labels, self.modality, self.input = folder, meta.labels, meta.modality, meta.input
         self._tokenizer: Any = None
 
     def _image(self, path: Path) -> Any:
-        import numpy as np
-        from PIL import Image
+        """The network's input for one image file: the training transform's pixels, computed with numpy."""
+        from zoo_core.images import decode, normalised
+        from zoo_core.specs import ImageInput
 
-        spec = self.input
-        resample = getattr(Image.Resampling, spec["interpolation"].upper())
-        try:
-            with Image.open(path) as opened:
-                image = opened.convert("L" if spec["channels"] == 1 else "RGB")
-        except OSError as error:
-            raise ExportError(f"{path}: not a readable image ({error})") from None
-        short = math.floor(spec["height"] / spec["crop_pct"])  # as the training transform resizes
-        scale = short / min(image.size)
-        image = image.resize(
-            (max(short, round(image.width * scale)), max(short, round(image.height * scale))), resample
-        )
-        left, top = (image.width - spec["width"]) // 2, (image.height - spec["height"]) // 2
-        pixels = np.asarray(image.crop((left, top, left + spec["width"], top + spec["height"])), dtype=np.float32)
-        pixels = pixels.reshape(spec["height"], spec["width"], -1).transpose(2, 0, 1) / 255.0
-        low, high = spec["value_range"]
-        pixels = pixels * (high - low)
-        if spec["channel_order"] == "BGR":
-            pixels = pixels[::-1]
-        mean, std = np.asarray(spec["mean"], np.float32), np.asarray(spec["std"], np.float32)
-        return (pixels - mean[:, None, None]) / std[:, None, None]
+        return normalised(decode(path), ImageInput.from_dict(self.input))
 
     def _texts(self, texts: Sequence[str]) -> dict[str, Any]:
         import numpy as np
@@ -111,8 +100,10 @@ class Predictor:
             self._tokenizer.enable_truncation(self.input["max_length"])
             self._tokenizer.enable_padding()
         encoded = self._tokenizer.encode_batch(list(texts))
-        return {"input_ids": np.asarray([e.ids for e in encoded], dtype=np.int64),
-                "attention_mask": np.asarray([e.attention_mask for e in encoded], dtype=np.int64)}  # fmt: skip
+        return {
+            "input_ids": np.asarray([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.asarray([e.attention_mask for e in encoded], dtype=np.int64),
+        }
 
     def predict(self, inputs: Sequence[str], top: int = 5, batch_size: int = 32) -> list[list[tuple[str, float]]]:
         """For each input (an image path, or a text), the `top` labels with their probabilities."""
