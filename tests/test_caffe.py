@@ -228,7 +228,7 @@ def test_convert_googlenet_then_load_and_export(googlenet: StandIn, tmp_path: Pa
     assert backbone.feature_dim == 1024 and [g.name for g in backbone.layer_groups()][-1] == "head"
     assert backbone.freeze(all_but_last=2) == ["stage4", "head"]
     report = export_onnx("g.test", tmp_path / "export")
-    assert report.max_abs_diff <= 1e-4 and report.top1_agreement == 1.0
+    assert report.tolerance is not None and report.max_abs_diff <= report.tolerance and report.top1_agreement == 1.0
 
     # Caffe's preprocessing (BGR, 0-255, mean off, 224 of 256) is the same in training and in `zoo predict`
     from PIL import Image
@@ -314,7 +314,8 @@ def test_a_fine_tuned_converted_net_exports_and_predicts(
 
     code, out, err = zoo("export", str(run), "--out", str(export))
     assert code == 0, err
-    assert json.loads((export / "export.json").read_text())["max_abs_diff"] <= 1e-4
+    report = json.loads((export / "export.json").read_text())
+    assert report["max_abs_diff"] <= report["tolerance"]
     picture = tmp_path / "new.png"
     pixels = rng.integers(0, 80, (60, 50, 3), dtype=np.uint8)
     pixels[..., 2] += 170

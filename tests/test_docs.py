@@ -66,3 +66,13 @@ def test_the_zero_shot_examples_print_what_the_docs_say(minilm: object, zoo: Run
     ranked = eval(call, {"zoo_core": zoo_core})  # the documented call, as written
     shown = comment.removeprefix("# ").split("   ")[0]
     assert [[(label, round(score, 4)) for label, score in row] for row in ranked] == ast.literal_eval(shown)
+
+
+def test_the_readme_search_prints_what_the_readme_shows(zoo: Run) -> None:
+    import shlex
+
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    first = next(number for number, line in enumerate(lines) if line.startswith("$ zoo search"))
+    end = next(number for number in range(first + 1, len(lines)) if lines[number].startswith(("$", "```")))
+    code, out, _ = zoo(*shlex.split(lines[first])[2:])
+    assert code == 0 and out.splitlines() == lines[first + 1 : end]
