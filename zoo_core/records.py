@@ -2,7 +2,7 @@
 
 One JSON file per model under ``$ZOO_HOME/records/``, written atomically after the files were verified.
 `zoo cache list/verify/rm/export` read them; the files themselves live in the hub cache (hub models) or
-under ``$ZOO_HOME/files/`` (URL and local sources).
+under ``$ZOO_HOME/files/`` (URL, local and pip-distribution sources).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class ModelRecord:
 
     model: str
     folder: str  # the snapshot folder (hub) or zoo's folder for the model
-    source: str  # "hub" or "url"
-    repo: str | None  # hub repo id, or the URL
+    source: str  # "hub", "url" or "package" (a pip distribution's file, copied into zoo's cache)
+    repo: str | None  # hub repo id, the URL, or the distribution's name
     revision: str | None  # what was asked for ("main", a tag, or a commit)
     commit: str | None  # the commit actually fetched (hub only)
     files: tuple[FileRecord, ...]

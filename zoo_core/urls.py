@@ -1,7 +1,10 @@
-"""Downloading files that are not on a hub (a plain https URL or a local path) into zoo's own cache.
+"""Downloading files that are not on a hub (a plain https URL, a local path, or a file of an installed pip
+distribution, see `zoo_core.packages`) into zoo's own cache.
 
 Such a source must give a sha256 (or, where the publisher gives only that, a sha1) for every file in its
-registry entry. Files land in
+registry entry. A distribution's file is copied rather than read where pip put it: then the bytes zoo
+verified cannot change under it (``pip install -U``), and `zoo cache` lists, verifies, removes, exports
+and imports it as any other file it owns, never touching site-packages. Files land in
 ``$ZOO_HOME/files/<model>/``: each is written to ``<name>.incomplete`` under a file lock, resumed from
 where it stopped when the download is retried, hashed while it is written, and moved into place only
 once its digest matches — so the cache never holds a bad or half-written file. A cached file counts
@@ -114,6 +117,16 @@ def _record(name: str, target: Path, kind: str, expected: str, sha256: str | Non
     return FileRecord(name, str(target), stat.st_size, sha256, f"registry {kind}", None, stat.st_mtime_ns, sha1)
 
 
+def _file_location(spec: ModelSpec, name: str) -> str:
+    """Where file `name` is copied from: the URL (or local path) of a URL source, the installed copy of a
+    distribution's file (found only when it is needed: a verified cached copy serves without it)."""
+    if spec.source.package is None:
+        return _file_url(spec, name)
+    from zoo_core.packages import package_file
+
+    return str(package_file(spec, name))
+
+
 def _fetch_file(
     spec: ModelSpec,
     folder: Path,
@@ -124,7 +137,6 @@ def _fetch_file(
     from filelock import FileLock
 
     kind, expected = _pin(spec, name)
-    url = _file_url(spec, name)
     target = validate.inside(folder, folder / validate.file_name(name, f"'{spec.name}': source.files"), spec.name)
     partial = target.with_name(target.name + ".incomplete")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +144,7 @@ def _fetch_file(
         cached = _cached(spec, name, target, known) if target.exists() and not options.force else None
         if cached is not None:
             return cached
+        url = _file_location(spec, name)
         if options.offline and _local_path(url) is None:  # offline forbids the network, not a local copy
             state = "does not match the registry's digest" if target.exists() else "is not in zoo's cache"
             raise NotCachedError(
@@ -146,9 +159,11 @@ def _fetch_file(
                 return _record(name, target, kind, expected, streamed, target.stat())
             partial.unlink()
             if retry:
+                package = spec.source.package
+                fix = f"Reinstall {package} (pip install --force-reinstall {package})" if package else "Check the URL"
                 raise ChecksumError(
                     f"'{spec.name}': {name} from {url} has {kind} {actual}, not the registry's "
-                    f"{expected}, twice; nothing was kept. Check the URL, or the {kind} in the registry entry"
+                    f"{expected}, twice; nothing was kept. {fix}, or the {kind} in the registry entry"
                 )
         raise AssertionError("unreachable")
 
@@ -183,7 +198,7 @@ def fetch_from_url(
     attempts: int = 4,
     delay: float = 0.5,
 ) -> ModelRecord:
-    """Fetch and verify every file of a URL or local-path model into zoo's cache.
+    """Fetch and verify every file of a URL, local-path or pip-distribution model into zoo's cache.
 
     `known` is the model's last record, to skip re-hashing files that have not changed; with `force` every
     file is fetched again, and a cached copy is replaced only once the new one is verified.
@@ -196,8 +211,9 @@ def fetch_from_url(
             f'\'{spec.name}\': a URL source needs a sha256 for every file; add sha256 = {{ "{missing[0]}" = "…" }} '
             "to its registry entry"
         )
+    origin, source = (url, "url") if spec.source.package is None else (spec.source.package, "package")
     folder = model_folder(settings, spec)
     options = _Options(offline, force, quiet, attempts, delay)
     recorded = {each.name: each for each in known.files} if known else {}
     files = tuple(_fetch_file(spec, folder, name, recorded.get(name), options) for name in names)
-    return ModelRecord(spec.name, str(folder), "url", url, None, None, files)
+    return ModelRecord(spec.name, str(folder), source, origin, None, None, files)

@@ -16,6 +16,8 @@ the path, resolved, must stay under its root.
 | digest     | a sha256 (64) or sha1 (40) in hex                                          |
 | file name  | a relative POSIX path: no ``..``, ``.``, empty or over-long parts, no ``\\``, no control characters |
 | endpoint   | an ``http(s)://host[:port][/path]`` URL                                    |
+| distribution | a pip distribution name (PEP 508: letters, digits, ``. _ -``, alphanumeric at both ends) |
+| package file | a file the installed distribution lists (its RECORD), inside its folder, no link on the way |
 | archive member | a regular file (no link, folder or device) of the size the manifest gives |
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import tarfile
+from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,12 +37,14 @@ __all__ = [
     "archive_member",
     "commit",
     "digest",
+    "distribution_name",
     "endpoint",
     "etag",
     "file_name",
     "inside",
     "is_commit",
     "model_name",
+    "package_file",
     "path_part",
     "repo_id",
     "revision",
@@ -55,6 +60,7 @@ _ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _DIGEST_LENGTH = {"sha256": 64, "sha1": 40}
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _DRIVE = re.compile(r"[A-Za-z]:")
+_DISTRIBUTION = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")  # PEP 508's name
 
 
 def _refuse(where: str, value: object, problem: str) -> UnsafeValueError:
@@ -179,6 +185,24 @@ def endpoint(value: object, where: str) -> str:
     if not valid:
         raise _refuse(where, text, "is not a hub URL: expected http(s)://host[:port][/path]")
     return text.rstrip("/")
+
+
+def distribution_name(value: object, where: str) -> str:
+    """A pip distribution's name (PEP 508), as given: `importlib.metadata` compares names PEP 503-normalised."""
+    name = _text(value, where, "a distribution name")
+    if len(name) > _MAX_PART_BYTES or not _DISTRIBUTION.fullmatch(name):
+        problem = "is not a pip distribution name: use letters, digits and . _ -, starting and ending with a"
+        raise _refuse(where, name, f"{problem} letter or digit (the name you would give to pip install)")
+    return name
+
+
+def package_file(listed: Collection[str], root: Path, name: str, where: str) -> Path:
+    """File `name` of an installed distribution, resolved: one its RECORD lists (`listed`), under `root`
+    (where its files are installed), with no symbolic link on the way — a link out of it is refused."""
+    file_name(name, where)
+    if name not in listed:
+        raise UnsafeValueError(f"{where}: {name} is not a file of the installed distribution (not in its RECORD)")
+    return inside(root, root / name, where)
 
 
 def archive_member(member: tarfile.TarInfo, size: int, where: str) -> tarfile.TarInfo:

@@ -4,18 +4,21 @@ safetensors files are read as they are. Other torch checkpoints go through torch
 unpickler, which builds tensors and plain containers and nothing else; a checkpoint that needs more
 (arbitrary classes: full pickle, which can execute code) is refused unless a Python caller opts in.
 A file that cannot be read, or whose tensors do not fit the network, is a one-line `WeightsFormatError`
-naming the file and the first few keys at fault.
+naming the file and the first few keys at fault — except a classifier that does not fit, which is dropped
+with a warning so that the backbone still loads (a checkpoint for 1,000 classes under a 10-class head).
 """
 
 from __future__ import annotations
 
 import pickle
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import UnsafeWeightsError, WeightsFormatError
 
-__all__ = ["apply_state_dict", "load_state_dict"]
+__all__ = ["apply_state_dict", "load_state_dict", "name_a_few"]
 
 _SHOWN = 3  # keys named in an error
 
@@ -66,22 +69,40 @@ def load_state_dict(path: Path, *, allow_pickle: bool = False) -> dict[str, Any]
     return loaded
 
 
-def _listed(keys: list[str]) -> str:
+def name_a_few(keys: list[str]) -> str:
+    """The first few keys, and how many more: what a one-line error about a checkpoint names."""
     return ", ".join(keys[:_SHOWN]) + (f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
 
 
-def apply_state_dict(network: Any, state: dict[str, Any], path: Path) -> None:
-    """Load `state` into `network`, or say in one line which keys are missing, unexpected or misshapen."""
+def _classifier_dropped(state: dict[str, Any], expected: dict[str, Any], classifier: Sequence[str]) -> list[str]:
+    """The checkpoint's classifier keys that the network has no place for, or a place of another shape."""
+    return [
+        key
+        for key in state
+        if any(key.startswith(f"{name}.") for name in classifier)
+        and (key not in expected or tuple(state[key].shape) != tuple(expected[key].shape))
+    ]
+
+
+def apply_state_dict(network: Any, state: dict[str, Any], path: Path, classifier: Sequence[str] = ()) -> None:
+    """Load `state` into `network`, or say in one line which keys are missing, unexpected or misshapen.
+
+    As timm does, a checkpoint's classifier (the modules named in `classifier`) that does not fit — another
+    class count, or a network built without a classifier — is dropped with a warning and the rest loaded;
+    the network keeps its own freshly initialised classifier, if it has one.
+    """
     expected = network.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
+    dropped = _classifier_dropped(state, expected, classifier)
+    kept = {key: value for key, value in state.items() if key not in dropped}
+    missing = [key for key in expected if key not in kept and key not in dropped]
+    unexpected = [key for key in kept if key not in expected]
     misshapen = [
-        f"{key} {tuple(state[key].shape)} vs {tuple(expected[key].shape)}"
+        f"{key} {tuple(kept[key].shape)} vs {tuple(expected[key].shape)}"
         for key in expected
-        if key in state and tuple(state[key].shape) != tuple(expected[key].shape)
+        if key in kept and tuple(kept[key].shape) != tuple(expected[key].shape)
     ]
     problems = [
-        f"{len(keys)} {what} ({_listed(keys)})"
+        f"{len(keys)} {what} ({name_a_few(keys)})"
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", misshapen))
         if keys
     ]
@@ -89,4 +110,12 @@ def apply_state_dict(network: Any, state: dict[str, Any], path: Path) -> None:
         raise WeightsFormatError(
             f"{path}: its tensors do not fit the network: {'; '.join(problems)}; check the entry's arch and files"
         )
-    network.load_state_dict(state)
+    if dropped:
+        weight = next((state[key] for key in dropped if key.endswith(".weight")), state[dropped[0]])
+        warnings.warn(
+            f"{path}: the checkpoint's classifier ({weight.shape[0]} classes) does not fit the network's "
+            f"({name_a_few(dropped)}); it was dropped and the backbone loaded",
+            UserWarning,
+            stacklevel=2,
+        )
+    network.load_state_dict(kept, strict=not dropped)  # strict=False: only the dropped classifier is missing

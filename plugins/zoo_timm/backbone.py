@@ -17,6 +17,7 @@ from torch import nn
 from zoo_core.backbone import Backbone, LayerGroup
 from zoo_core.specs import ImageInput, ModelSpec
 from zoo_core.weights import apply_state_dict, load_state_dict
+from zoo_timm.adapters import adapt_checkpoint
 
 
 class TimmBackbone(Backbone):
@@ -31,7 +32,8 @@ class TimmBackbone(Backbone):
         if weights_dir is not None:
             files = [name for name in spec.source.files if name.endswith((".safetensors", ".bin", ".pth"))]
             path = weights_dir / (files[0] if files else "model.safetensors")
-            apply_state_dict(self.network, load_state_dict(path), path)
+            state = adapt_checkpoint(load_state_dict(path), self.network, path)
+            apply_state_dict(self.network, state, path, _classifier(self.network))
         self.stages = self._stages()  # (timm feature index, module name, channels)
         self.cut: int | None = None  # position in self.stages of the last stage kept, once drop_last was called
         self.head: nn.Module | None = None  # our own classifier after drop_last
@@ -104,6 +106,12 @@ class TimmBackbone(Backbone):
         rest = tuple(m for _, m in leaves[start:]) if self.cut is None else (self.head,) if self.head else ()
         groups.append(LayerGroup("head", rest))
         return groups
+
+
+def _classifier(network: Any) -> tuple[str, ...]:
+    """The module names of the network's classifier, as timm's pretrained config gives them."""
+    names = (getattr(network, "pretrained_cfg", None) or {}).get("classifier") or ()
+    return (names,) if isinstance(names, str) else tuple(names)
 
 
 def _within(name: str, stage: str) -> bool:

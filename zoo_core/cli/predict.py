@@ -1,4 +1,5 @@
-"""`zoo predict` (an exported folder on onnxruntime, or zero-shot text labels), `zoo export`, `zoo doctor`."""
+"""`zoo predict` (an exported folder on onnxruntime, a catalogue image classifier on torch, or zero-shot text
+labels), `zoo export`, `zoo doctor`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def predict_command(
     as_json: bool,
 ) -> None:
     """Labels for INPUTS (image files, or texts) from an export folder (MODEL = the folder of model.onnx),
+    from a catalogue image classifier run with torch (MODEL = its name: its own classes, e.g. ImageNet's),
     or zero-shot from a text model (MODEL = a catalogue name, with --labels)."""
     if Path(model).is_dir():
         from zoo_core.runtime import Predictor
@@ -47,8 +49,15 @@ def predict_command(
 
         names = [label.strip() for label in labels.split(",") if label.strip()]
         ranked = zero_shot(state.catalogue().get(model), inputs, names)
+    elif model in state.catalogue() and state.catalogue().get(model).modality == "image":
+        from zoo_core.classify import classify
+
+        ranked = classify(state.catalogue().get(model), [Path(item) for item in inputs], top, batch_size)
     else:
-        raise click.UsageError(f"'{model}' is not an export folder; for zero-shot with a text model give --labels")
+        raise click.UsageError(
+            f"'{model}' is not an export folder or a catalogue image model; for zero-shot with a text model "
+            "give --labels"
+        )
     if as_json:
         print_json(
             [
