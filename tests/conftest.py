@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,11 +116,33 @@ def image_entry(name: str, arch: str = "resnet18") -> str:
     return IMAGE_ENTRY.format(name=name, arch=arch)
 
 
+@contextmanager
+def registered_in_own_home(spec: zoo_core.ModelSpec, root: Path) -> Iterator[None]:
+    """For the block: a zoo home (and HF home) of its own under `root`, with `spec` in its user registry;
+    module-scoped fixtures use it, as pytest's per-test `zoo_env` cannot reach them."""
+    from zoo_core.plugins import reset_plugin_manager
+    from zoo_core.settings import Settings
+    from zoo_core.sources import reset_catalogue
+    from zoo_core.user_registry import add_to_user_registry
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_HOME", str(root / "home"))
+        patch.setenv("HF_HOME", str(root / "hf"))
+        reset_plugin_manager()
+        reset_catalogue()
+        add_to_user_registry(Settings.from_env().home, spec)
+        reset_catalogue()
+        yield
+    reset_plugin_manager()
+    reset_catalogue()
+
+
 @pytest.fixture(scope="session")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.ModelSpec, Path, Path]]:
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.ModelSpec, Path, Path, Path]]:
     """A source model developed once per session: resnet10t on digits 0-4 (see zoo_core.training.digits).
 
-    Yields its spec, the target training folder (digits 5-9, 10 each) and the held-out target folder.
+    Yields its spec and the target's training, validation and test folders (digits 5-9, 10 + 10 each, and
+    the rest).
     """
     pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
     from zoo_core.plugins import reset_plugin_manager
@@ -134,12 +157,12 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.
         patch.setenv("ZOO_HOME", str(root / "home"))
         reset_plugin_manager()
         reset_catalogue()
-        source_data, train, test = write_digits(root / "data")
+        source_data, train, val, test = write_digits(root / "data")
         pretrain("resnet10t", source_data, root / "source-model", "digits-src.resnet10t", size=32, channels=1,
                  options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64))  # fmt: skip
         entry = json.loads((root / "source-model" / "spec.json").read_text())
     reset_catalogue()
-    yield parse_spec(entry, "test"), train, test
+    yield parse_spec(entry, "test"), train, val, test
 
 
 @pytest.fixture

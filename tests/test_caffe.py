@@ -308,7 +308,7 @@ def test_a_fine_tuned_converted_net_exports_and_predicts(
     run, export = tmp_path / "run", tmp_path / "export"
     options = FinetuneOptions(strategy=strategy, unfreeze=1, epochs=2, lr=1e-3, val_split=0.34)
     metrics = finetune("g.tune", colour_pictures(tmp_path / "data", rng), run, options)
-    assert len(metrics["transfer"]["curve"]) == 2 and metrics["classes"] == ["blue", "red"]
+    assert len(metrics["transfer"]["runs"][0]["curve"]) == 2 and metrics["classes"] == ["blue", "red"]
     trained = TransferModel(zoo_core.load("g.tune"), torch.nn.Linear(1024, 2)).eval()
     trained.load_state_dict(load_file(run / "model.safetensors"))  # strict: the run holds every tensor
 

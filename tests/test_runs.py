@@ -29,7 +29,7 @@ from zoo_core.user_registry import add_to_user_registry, user_registry
 pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
 pytest.importorskip("timm")
 
-Source = tuple[zoo_core.ModelSpec, Path, Path]
+Source = tuple[zoo_core.ModelSpec, Path, Path, Path]
 
 
 def _registered(spec: zoo_core.ModelSpec) -> str:
@@ -64,7 +64,7 @@ def test_a_run_folder_has_one_writer_and_a_killed_rerun_leaves_the_old_run_whole
 ) -> None:
     from zoo_core.training.run import FinetuneOptions, finetune
 
-    spec, train, _ = source
+    spec, train, _, _ = source
     name = _registered(spec)
     out = tmp_path / "run"
     finetune(spec, train, out, FinetuneOptions(epochs=2))
@@ -93,7 +93,7 @@ def test_a_run_folder_has_one_writer_and_a_killed_rerun_leaves_the_old_run_whole
     code, _, err = zoo("finetune", *full, "--epochs", str(done + 1), "--resume")
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [epoch["epoch"] for epoch in metrics["transfer"]["curve"]] == list(range(1, done + 2))
+    assert [epoch["epoch"] for epoch in metrics["transfer"]["runs"][0]["curve"]] == list(range(1, done + 2))
     assert metrics["strategy"] == "full" and not partial.parent.exists()
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".run")) == [".run.lock"]
 
@@ -103,7 +103,7 @@ def test_a_failed_rerun_leaves_the_finished_run_and_a_folder_of_other_files_is_n
 ) -> None:
     from zoo_core.training.run import FinetuneOptions, finetune
 
-    spec, train, _ = source
+    spec, train, _, _ = source
     out = tmp_path / "run"
     finetune(spec, train, out, FinetuneOptions(epochs=1))
     before = _contents(out)
@@ -130,15 +130,26 @@ def test_a_run_records_absolute_paths_and_exports_from_another_folder(
     source: Source, tmp_path: Path, zoo: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnxruntime")
-    spec, train, test = source
+    spec, train, val, test = source
     name = _registered(spec)
     monkeypatch.chdir(train.parent)
     code, _, err = zoo(
-        "finetune", name, train.name, "--val", test.name, "--out", str(tmp_path / "run"), "--epochs", "1"
+        "finetune",
+        name,
+        train.name,
+        "--val",
+        val.name,
+        "--test",
+        test.name,
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
     )
     assert code == 0, err
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["data"] == str(train.resolve()) and manifest["options"]["val"] == str(test.resolve())
+    assert manifest["data"] == str(train.resolve()) and manifest["options"]["val"] == str(val.resolve())
+    assert manifest["options"]["test"] == str(test.resolve())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -168,7 +179,7 @@ def test_a_run_records_absolute_paths_and_exports_from_another_folder(
 def test_options_no_run_can_use_are_one_line_before_anything_is_written(
     source: Source, tmp_path: Path, zoo: Run, options: list[str], expected: str
 ) -> None:
-    spec, train, _ = source
+    spec, train, _, _ = source
     name = _registered(spec)
     code, _, err = zoo("finetune", name, str(train), "--out", str(tmp_path / "run"), *options)
     assert code == 1 and err.startswith(f"Error: {expected}") and err.count("\n") == 1, err
@@ -178,15 +189,16 @@ def test_options_no_run_can_use_are_one_line_before_anything_is_written(
 @pytest.mark.parametrize(
     ("counts", "split", "expected"),
     [
-        ({"a": 1, "b": 1}, "0.2", r"class 'a' has 1 item, which cannot be split into training and validation; .*--val"),
-        ({"a": 2, "b": 2}, "0.9", r"--val-split 0.9 leaves class 'a' of .* \(2 items\) nothing to train on"),
+        ({"a": 1, "b": 1}, "0.2", r"class 'a' has 1 item left, too few for a test split beside training .*--test$"),
+        ({"a": 2, "b": 2}, "0.5", r"class 'a' has 1 item left, too few for a validation split .*--val-split 0.5\)"),
+        ({"a": 9, "b": 9}, "0.9", r"--val-split 0.9 and --test-split 0.2 leave nothing to train on"),
         ({"only": 6}, "0.2", r"a classifier needs at least two classes, found 1 \('only'\); add one subfolder"),
     ],
 )
 def test_data_a_run_cannot_split_is_one_line(
     source: Source, tmp_path: Path, zoo: Run, counts: dict[str, int], split: str, expected: str
 ) -> None:
-    spec, _, _ = source
+    spec, *_ = source
     name = _registered(spec)
     data = _images(tmp_path / "data", counts)
     code, out, err = zoo("finetune", name, str(data), "--out", str(tmp_path / "run"), "--val-split", split)
@@ -203,7 +215,7 @@ def finished(source: Source, tmp_path: Path) -> tuple[str, Path, Path]:
     """A finished two-epoch run, its model in the user's registry: (model name, data, run folder)."""
     from zoo_core.training.run import FinetuneOptions, finetune
 
-    spec, train, _ = source
+    spec, train, _, _ = source
     finetune(spec, train, tmp_path / "run", FinetuneOptions(epochs=2, patience=10))
     return _registered(spec), train, tmp_path / "run"
 
@@ -226,7 +238,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(finished: tuple[str, Path, P
     assert code == 1 and "belongs to another run (data " in err, err
     code, _, err = zoo("finetune", name, str(train), "--out", str(out), "--epochs", "4", "--resume")
     assert code == 0, err
-    curve = json.loads((out / "metrics.json").read_text())["transfer"]["curve"]
+    curve = json.loads((out / "metrics.json").read_text())["transfer"]["runs"][0]["curve"]
     assert [epoch["epoch"] for epoch in curve] == [1, 2, 3, 4]
 
 
@@ -246,7 +258,7 @@ def test_resume_from_a_truncated_checkpoint_is_one_line(
 def test_from_manifest_honours_the_registry_option(source: Source, tmp_path: Path, zoo: Run) -> None:
     from zoo_core.training.run import FinetuneOptions, finetune
 
-    spec, train, _ = source
+    spec, train, _, _ = source
     first = finetune(spec, train, tmp_path / "a", FinetuneOptions(epochs=2, seed=3))
     registry = add_to_user_registry(tmp_path / "elsewhere", spec)  # a registry file only --registry names
     reset_catalogue()
@@ -256,7 +268,7 @@ def test_from_manifest_honours_the_registry_option(source: Source, tmp_path: Pat
     )
     assert code == 0, err
     again = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert again["transfer"]["curve"] == first["transfer"]["curve"]
+    assert again["transfer"]["runs"][0]["curve"] == first["transfer"]["runs"][0]["curve"]
     code, _, err = zoo("finetune", "--from-manifest", manifest, "--out", str(tmp_path / "c"), "--seed", "4")
     assert code == 2 and "drop --seed" in err
 
@@ -318,7 +330,7 @@ def test_training_gives_the_same_bits_whatever_the_thread_count(source: Source, 
 
     from zoo_core.training.run import FinetuneOptions, finetune
 
-    spec, train, _ = source
+    spec, train, _, _ = source
     options = FinetuneOptions(strategy=strategy, epochs=2, batch_size=16, lr=3e-3)
     previous = torch.get_num_threads()
     try:

@@ -410,7 +410,7 @@ def test_the_features_cache_is_keyed_on_the_weights(
             f'source = {{ url = "{vectors}" }}\nsha256 = {{ "vectors.txt" = "{digest}" }}\n',
         )
         finetune("tiny-vectors.v1", data, tmp_path / f"run{version}", FinetuneOptions(epochs=1, val_split=0.5))
-        assert len(list((zoo_env / "features").glob("*.npy"))) == 2 * (version + 1)
+        assert len(list((zoo_env / "features").glob("*.npy"))) == 3 * (version + 1)  # train, val, test
 
 
 # --- the terminal --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ __all__ = [
     "RegistryError",
     "RegistryWarning",
     "RunFolderBusyError",
+    "RunFolderError",
     "RunOptionError",
     "UnreachableHubError",
     "UnsafeValueError",
@@ -133,6 +134,11 @@ class RunOptionError(ZooError, ValueError):
 
 class RunFolderBusyError(ZooError, RuntimeError):
     """Another process is writing the same run folder; the message names the folder and that process."""
+
+
+class RunFolderError(ZooError, ValueError):
+    """A folder given as a finished run is not one, or one of its files is missing or unreadable; the message
+    names the folder and the file."""
 
 
 class CheckpointError(ZooError, ValueError):

@@ -128,34 +128,26 @@ def _subject(target: str | Path, precision: Precision, catalogue: Catalogue) -> 
 
 
 def _from_run(run: Path, catalogue: Catalogue) -> _Subject:
-    """The trained TransferModel of a run folder, with its validation and training inputs."""
-    from safetensors.torch import load_file
-
-    from zoo_core.compatibility import check
-    from zoo_core.loading import load
+    """The trained TransferModel of a run folder, with its validation and training inputs: the items
+    ``splits.json`` records, or for a run written before it, the split the run's options and seed give."""
     from zoo_core.training.data import load_dataset, stratified_split
-    from zoo_core.training.model import TransferModel, make_head
+    from zoo_core.training.saved import load_run
 
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    options = manifest["options"]
-    spec = catalogue.get(manifest["model"])
-    labels = json.loads((run / "labels.json").read_text(encoding="utf-8"))
-    backbone = load(spec)
-    if options["drop_last"]:
-        backbone.drop_last(options["drop_last"])
-    head = make_head("mlp" if options["head"] == "mlp" else "linear", backbone.feature_dim, len(labels))
-    model = TransferModel(backbone, head)
-    model.load_state_dict(load_file(run / "model.safetensors"))
-    data = Path(manifest["data"])
-    dataset = load_dataset(data, "image" if spec.modality == "image" else "text", labels)
-    if options["val"]:
-        train, val = dataset, load_dataset(Path(options["val"]), dataset.kind, labels)
+    saved = load_run(run, catalogue)
+    if saved.splits is not None:
+        train, val = saved.splits.train, saved.splits.val
     else:
-        train, val = stratified_split(dataset, options["val_split"], options["seed"])
+        options = saved.options
+        dataset = load_dataset(Path(saved.manifest["data"]), saved.kind, saved.classes)
+        if options["val"]:
+            train, val = dataset, load_dataset(Path(options["val"]), dataset.kind, saved.classes)
+        else:
+            train, val = stratified_split(dataset, options["val_split"], options["seed"])
     step = max(1, len(train.items) // CALIBRATION_SAMPLES)
-    transform = check(spec, data).transform if spec.modality == "image" else None
     calibration = train.items[::step][:CALIBRATION_SAMPLES]
-    return _Subject(model.eval(), spec, labels, val.items[:INT8_SAMPLES], calibration, transform, manifest)
+    return _Subject(
+        saved.model, saved.spec, saved.classes, val.items[:INT8_SAMPLES], calibration, saved.transform, saved.manifest
+    )
 
 
 def _from_catalogue(spec: ModelSpec, precision: Precision) -> _Subject:
@@ -174,9 +166,10 @@ def _from_catalogue(spec: ModelSpec, precision: Precision) -> _Subject:
             f"'{spec.name}': int8 for a CNN calibrates on the run's training images: fine-tune it "
             "(zoo finetune), then export the run with --int8"
         )
-    labels = [str(index) for index in range(spec.output.num_classes or 0)]
+    from zoo_core.label_sets import class_names
+
     images = list(spec_images(spec.input, CATALOGUE_SAMPLES))
-    return _Subject(load(spec).eval(), spec, labels, images, [], None, {})
+    return _Subject(load(spec).eval(), spec, class_names(spec), images, [], None, {})
 
 
 def spec_images(image: ImageInput, count: int, seed: int = 0) -> Any:

@@ -105,11 +105,12 @@ class Predictor:
             "attention_mask": np.asarray([e.attention_mask for e in encoded], dtype=np.int64),
         }
 
-    def predict(self, inputs: Sequence[str], top: int = 5, batch_size: int = 32) -> list[list[tuple[str, float]]]:
-        """For each input (an image path, or a text), the `top` labels with their probabilities."""
+    def scores(self, inputs: Sequence[str], batch_size: int = 32) -> Any:
+        """Probabilities (softmax of the logits) for each input (an image path, or a text): a numpy array
+        with one row per input and one column per label, in `labels` order."""
         import numpy as np
 
-        found = []
+        rows = []
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]
             if self.modality == "image":
@@ -118,8 +119,13 @@ class Predictor:
                 feeds = self._texts(chunk)
             logits = self.session.run(["logits"], feeds)[0]
             probabilities = np.exp(logits - logits.max(1, keepdims=True))
-            probabilities /= probabilities.sum(1, keepdims=True)
-            for row in probabilities:
-                best = np.argsort(-row)[:top]
-                found.append([(self.labels[i], float(row[i])) for i in best])
-        return found
+            rows.append(probabilities / probabilities.sum(1, keepdims=True))
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def predict(self, inputs: Sequence[str], top: int = 5, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+        """For each input (an image path, or a text), the `top` labels with their probabilities."""
+        import numpy as np
+
+        return [
+            [(self.labels[i], float(row[i])) for i in np.argsort(-row)[:top]] for row in self.scores(inputs, batch_size)
+        ]

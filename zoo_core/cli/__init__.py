@@ -52,10 +52,10 @@ def cli(ctx: click.Context, registry_files: tuple[Path, ...], debug: bool) -> No
 
 
 def _register_commands() -> None:
-    from zoo_core.cli import cache, check, download, models, plugins, predict, quickstart, train
+    from zoo_core.cli import cache, check, download, evaluate, models, plugins, predict, quickstart, train
     from zoo_core.plugins import each_result
 
-    for module in (models, plugins, download, cache, check, predict, train, quickstart):
+    for module in (models, plugins, download, cache, check, predict, train, evaluate, quickstart):
         for command in module.COMMANDS:
             cli.add_command(command)
     for _ in each_result("register_commands", cli=cli):  # a plugin that raises is reported, not fatal

@@ -22,18 +22,41 @@ __all__ = ["COMMANDS"]
 THREADS_HELP = "CPU threads while training; the same number gives the same result on any machine."
 
 
-def _report(metrics: dict[str, Any], out: Path) -> None:
-    summary = metrics.get("transfer") or metrics["source"]
+def _figure(spread: dict[str, float], runs: int) -> str:
+    return f"{spread['mean']:.1%}" + (f" ± {spread['std']:.1%}" if runs > 1 else "")
+
+
+def report_run(metrics: dict[str, Any]) -> None:
+    """What a run measured, each figure naming its split: the saved model's test figure, every baseline's
+    on the same test split, and whether transfer beats them."""
+    runs, sizes = len(metrics["seeds"]), metrics["sizes"]
+    seeds = f"mean ± std over {runs} seeds" if runs > 1 else f"seed {metrics['seeds'][0]}"
     click.echo(
-        f"{metrics['model']}: start {summary['start']:.1%}, slope {summary['slope']:+.1%}/epoch, "
-        f"final {summary['final']:.1%} (best {summary['best']:.1%})"
+        f"splits: {sizes['train']} train, {sizes['val']} validation (picks the epoch), {sizes['test']} test "
+        f"(reported once); {seeds}; chance {metrics['chance']:.1%}"
     )
-    if "scratch" in metrics:
-        scratch = metrics["scratch"]
+    methods = {f"transfer ({metrics['strategy']})": metrics["transfer"], **metrics["baselines"]}
+    for name, method in methods.items():
+        test, line = method["test"], f"{name}: test accuracy {_figure(method['test']['accuracy'], runs)}"
+        line += f", balanced {_figure(test['balanced_accuracy'], runs)}, macro-F1 {_figure(test['macro_f1'], runs)}"
+        if "start" in method:
+            line += (
+                f" (validation: start {_figure(method['start'], runs)}, asymptote {_figure(method['asymptote'], runs)})"
+            )
+        click.echo(line)
+    for line in metrics["verdict"]:
+        click.echo(line)
+
+
+def _report(metrics: dict[str, Any], out: Path) -> None:
+    if "source" in metrics:
+        source = metrics["source"]
         click.echo(
-            f"scratch baseline: start {scratch['start']:.1%}, final {scratch['final']:.1%} -> transfer is "
-            f"{metrics['transfer_minus_scratch'] * 100:+.1f} points"
+            f"{metrics['model']}: test accuracy {source['test_accuracy']:.1%} on {metrics['sizes']['test']} "
+            f"held-out source images (validation: start {source['start']:.1%}, asymptote {source['asymptote']:.1%})"
         )
+    else:
+        report_run(metrics)
     click.echo(f"run folder: {out}")
 
 
@@ -72,9 +95,17 @@ def _refuse_beside_manifest(ctx: click.Context) -> None:
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--val-split", default=0.2, show_default=True, help="Stratified share held out for validation.")
 @click.option("--val", type=click.Path(exists=True, path_type=Path), help="A separate validation set instead.")
+@click.option("--test-split", default=0.2, show_default=True, help="Stratified share held out for the test.")
+@click.option("--test", type=click.Path(exists=True, path_type=Path), help="A separate test set instead.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True, help=THREADS_HELP)
-@click.option("--baseline", type=click.Choice(["scratch"]), help="Also train the architecture from random weights.")
+@click.option(
+    "--baseline",
+    type=click.Choice(["scratch", "pixels", "knn"]),
+    multiple=True,
+    help="Also train a baseline on the same splits (repeatable): scratch, pixels (or bag of words), knn.",
+)
+@click.option("--repeats", default=1, show_default=True, help="Seeds to run (seed, seed+1, ...): mean ± std.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option(
     "--from-manifest",
@@ -102,7 +133,8 @@ def finetune_command(
     elif name is None or data is None:
         raise click.UsageError("give NAME and DATA, or --from-manifest RUN_DIR/manifest.json")
     else:
-        chosen = _options(**{**options, "val": str(options["val"]) if options["val"] else None})
+        paths = {key: str(options[key]) if options[key] else None for key in ("val", "test")}
+        chosen = _options(**{**options, **paths})
         metrics = finetune(state.catalogue().get(name), data, out, chosen, resume=resume)
     _report(metrics, out)
 

@@ -9,17 +9,24 @@ features and any change recomputes them.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from zoo_core.images import decode
 from zoo_core.training.data import Dataset
 
-__all__ = ["batches", "cached_features"]
+__all__ = ["batches", "cached_features", "quiet"]
+
+
+def quiet() -> bool:
+    """Progress bars only where a person watches: on a terminal."""
+    return not sys.stderr.isatty()
 
 
 def batches(
@@ -43,14 +50,16 @@ def compute_features(backbone: Any, dataset: Dataset, transform: Any, batch_size
         return np.asarray(backbone.embed(dataset.items), dtype=np.float32)
     backbone.eval()
     rows = []
+    steps = -(-len(dataset.items) // batch_size)
     with torch.no_grad():
-        for inputs, _ in batches(dataset, transform, batch_size):
+        for inputs, _ in tqdm(batches(dataset, transform, batch_size), "features", steps, leave=False, disable=quiet()):
             rows.append(backbone.features(inputs).float().cpu().numpy())
     return np.concatenate(rows)
 
 
-def cached_features(backbone: Any, key_parts: list[str], dataset: Dataset, transform: Any, batch_size: int,
-                    cache: Path) -> np.ndarray:  # fmt: skip
+def cached_features(
+    backbone: Any, key_parts: list[str], dataset: Dataset, transform: Any, batch_size: int, cache: Path
+) -> np.ndarray:
     key = hashlib.sha256("\n".join([*key_parts, repr(transform), dataset.fingerprint()]).encode()).hexdigest()[:32]
     path = cache / f"{key}.npy"
     if path.exists():

@@ -74,8 +74,12 @@ def train_epochs(
     seed: int = 0,
     quiet: bool = True,
     identity: dict[str, Any] | None = None,
+    before_evaluation: Callable[[], None] | None = None,
 ) -> tuple[list[Epoch], dict[str, torch.Tensor]]:
     """Train up to `epochs`, stopping after `patience` epochs without a better validation loss.
+
+    `before_evaluation` runs after each epoch's training, before the validation pass; what it changes in the
+    module is part of the epoch's state.
 
     `identity` (plain values by name: model, data fingerprints, options) is stored in the checkpoint and
     must match to resume from it. Returns the learning curve and the best epoch's state dict.
@@ -106,6 +110,8 @@ def train_epochs(
             if scheduler is not None:
                 scheduler.step()
             total, count = total + float(loss.detach()) * len(labels), count + len(labels)
+        if before_evaluation is not None:
+            before_evaluation()
         val_loss, val_accuracy = _evaluate(module, val())
         curve.append(
             {

@@ -7,7 +7,8 @@ starts from it like from any published model (its source is the local file, with
 The name must be new to the catalogue — neither a model's name nor an alias, in any case — or a source
 model would take over that name for every command. ``replace=True`` (``--replace``) lets a pretraining
 replace an entry of the user's own registry of exactly that name, and nothing else. The output folder is
-written like a fine-tuning run's: locked, staged beside it, moved into place whole (`runfolder`).
+written like a fine-tuning run's: locked, staged beside it, moved into place whole (`runfolder`), and
+its data is split the same way: the source model's test accuracy is measured on a split that chose nothing.
 """
 
 from __future__ import annotations
@@ -24,18 +25,17 @@ from zoo_core.plugins import build_backbone
 from zoo_core.registry import parse_spec
 from zoo_core.settings import Settings
 from zoo_core.sources import default_catalogue, reset_catalogue
-from zoo_core.training.features import batches
+from zoo_core.training.features import batches, quiet
 from zoo_core.training.loop import train_epochs
-from zoo_core.training.report import summarise
+from zoo_core.training.report import curve_gains
 from zoo_core.training.run import (
     FinetuneOptions,
     pinned_threads,
+    run_splits,
     seed_everything,
-    training_sets,
     usable_transform,
-    write_json,
 )
-from zoo_core.training.runfolder import staged_run
+from zoo_core.training.runfolder import staged_run, write_json
 from zoo_core.user_registry import add_to_user_registry, user_registry
 
 __all__ = ["pretrain"]
@@ -98,7 +98,7 @@ def pretrain(
     catalogue = catalogue or default_catalogue()
     _check_name(name, catalogue, replace)
     data = data.resolve()
-    train, val = training_sets(data, "image", options)
+    train, val, test = run_splits(data, "image", options, options.seed)
     known = [spec for spec in catalogue.select() if spec.arch == arch]
     entry = {
         "name": name,
@@ -141,6 +141,7 @@ def pretrain(
             options.epochs,
             options.patience,
             seed=options.seed,
+            quiet=quiet(),
         )
         network.network.load_state_dict({key.removeprefix("network."): value for key, value in best.items()})
         weights = staging / "model.safetensors"
@@ -151,7 +152,13 @@ def pretrain(
             origin="",
             output=dataclasses.replace(spec.output, feature_dim=network.feature_dim),
         )
-        metrics = {"model": name, "arch": arch, "classes": train.classes, "source": summarise(curve)}
+        network.eval()
+        sizes = {"train": len(train.items), "val": len(val.items), "test": len(test.items)}
+        with torch.no_grad():
+            predicted = torch.cat([network(inputs).argmax(1) for inputs, _ in batches(test, transform, 64)])
+        accuracy = float((predicted == torch.tensor(test.labels)).float().mean())
+        source = {**curve_gains(curve), "curve": curve, "test_accuracy": accuracy}
+        metrics = {"model": name, "arch": arch, "classes": train.classes, "sizes": sizes, "source": source}
         write_json(staging / "metrics.json", metrics)
         write_json(staging / "spec.json", spec.to_entry())
     add_to_user_registry(Settings.from_env().home, spec)  # after the move: the entry names the final file

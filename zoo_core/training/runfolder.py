@@ -27,13 +27,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from zoo_core.errors import CheckpointError, RunFolderBusyError, RunOptionError
 
-__all__ = ["CHECKPOINT", "staged_run"]
+__all__ = ["CHECKPOINT", "staged_run", "write_json"]
 
 CHECKPOINT = "last.pt"  # the last finished epoch: written after each one, read by --resume
 RUN_MARKERS = ("manifest.json", "spec.json", CHECKPOINT)  # a folder holding one of these is a run zoo wrote
+
+
+def write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON at `path`, written whole (beside it, then renamed)."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    partial.replace(path)
 
 
 def _beside(out: Path, suffix: str) -> Path:

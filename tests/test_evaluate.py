@@ -1,0 +1,276 @@
+"""`zoo evaluate` and its figures: scikit-learn's metrics wired right (checked by hand and against
+scikit-learn), a run's in-memory test figure equal to the one recomputed from its folder, an export that
+agrees with its run, and every bad input one line.
+
+The runs are built from the session's digits source model (tests/conftest.py `source`): one trained here by
+hand, as a run's training leaves its model in memory, and written as a run folder with its splits.json.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Run, registered_in_own_home
+
+import zoo_core
+from zoo_core.training.evaluate import classification_report
+
+SOURCE = tuple[zoo_core.ModelSpec, Path, Path, Path]
+FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "top_k", "top_k_accuracy", "per_class", "confusion")
+
+
+def one_line_error(zoo: Run, *args: str) -> str:
+    code, out, err = zoo(*args)
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("Error: "), (code, out, err)
+    return err
+
+
+# --- the figures ---------------------------------------------------------------------------------------
+
+
+def test_figures_of_a_small_case_computed_by_hand() -> None:
+    classes = ["cat", "dog", "fox"]
+    labels = [0, 0, 0, 1, 1, 2]
+    scores = np.array(
+        [
+            [0.7, 0.2, 0.1],  # cat, right
+            [0.6, 0.3, 0.1],  # cat, right
+            [0.2, 0.5, 0.3],  # cat taken for a dog; cat is third: outside the top 2
+            [0.1, 0.8, 0.1],  # dog, right
+            [0.5, 0.4, 0.1],  # dog taken for a cat; dog is second
+            [0.1, 0.1, 0.8],  # fox, right
+        ]
+    )
+    items = ["c1", "c2", "c3", "d1", "d2", "f1"]
+    report = classification_report(labels, scores, classes, items, top_k=2, worst=2)
+    assert report["samples"] == 6 and report["accuracy"] == pytest.approx(4 / 6)
+    recalls = [2 / 3, 1 / 2, 1.0]
+    assert report["balanced_accuracy"] == pytest.approx(sum(recalls) / 3)
+    precisions = [2 / 3, 1 / 2, 1.0]  # cat predicted 3 times (2 right), dog twice (1 right), fox once
+    f1 = [2 * p * r / (p + r) for p, r in zip(precisions, recalls, strict=True)]
+    assert report["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert report["top_k"] == 2 and report["top_k_accuracy"] == pytest.approx(5 / 6)
+    assert [row["class"] for row in report["per_class"]] == classes
+    assert [row["precision"] for row in report["per_class"]] == pytest.approx(precisions)
+    assert [row["recall"] for row in report["per_class"]] == pytest.approx(recalls)
+    assert [row["support"] for row in report["per_class"]] == [3, 2, 1]
+    assert report["confusion"] == {"classes": classes, "matrix": [[2, 1, 0], [1, 1, 0], [0, 0, 1]]}
+    assert report["worst"] == [
+        {"item": "c3", "true": "cat", "predicted": "dog", "p_true": 0.2, "p_predicted": 0.5},
+        {"item": "d2", "true": "dog", "predicted": "cat", "p_true": 0.4, "p_predicted": 0.5},
+    ]
+    json.dumps(report)  # plain JSON, as evaluation.json holds it
+
+
+def test_figures_equal_scikit_learns_and_undefined_ones_are_none() -> None:
+    from sklearn import metrics
+
+    rng = np.random.default_rng(0)
+    classes = [f"c{index}" for index in range(7)]
+    labels = rng.integers(0, 6, 300)  # c6 has no items
+    logits = rng.normal(size=(300, 7)) + 2.0 * np.eye(7)[labels]
+    logits[:, 5] -= 10.0  # c5 is never predicted
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    predicted = scores.argmax(axis=1)
+    report = classification_report(labels, scores, classes, [str(i) for i in range(300)])
+    assert report["accuracy"] == metrics.accuracy_score(labels, predicted)
+    assert report["balanced_accuracy"] == pytest.approx(
+        metrics.recall_score(labels, predicted, labels=range(6), average="macro")
+    )
+    assert report["macro_f1"] == pytest.approx(metrics.f1_score(labels, predicted, labels=range(6), average="macro"))
+    assert report["top_k"] == 5
+    assert report["top_k_accuracy"] == metrics.top_k_accuracy_score(labels, scores, k=5, labels=range(7))
+    assert report["confusion"]["matrix"] == metrics.confusion_matrix(labels, predicted, labels=range(7)).tolist()
+    rows = {row["class"]: row for row in report["per_class"]}
+    assert rows["c5"]["precision"] is None and rows["c5"]["recall"] == 0.0  # never predicted, items missed
+    assert rows["c6"]["recall"] is None and rows["c6"]["support"] == 0  # no items: nothing to recall
+    assert rows["c0"]["f1"] == pytest.approx(metrics.f1_score(labels, predicted, labels=[0], average="macro"))
+    p_true = scores[np.arange(300), labels]
+    assert [row["p_true"] for row in report["worst"]] == sorted(p_true)[:10]
+
+
+def test_two_classes_top_k_is_top_1_and_shapes_are_checked() -> None:
+    scores = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    report = classification_report([0, 0, 1], scores, ["no", "yes"], ["a", "b", "c"])
+    assert report["top_k"] == 1 and report["top_k_accuracy"] == report["accuracy"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="one score row of 3 classes"):
+        classification_report([0, 1], scores[:2], ["a", "b", "c"], ["x", "y"])
+    with pytest.raises(ValueError, match="class indices below 2"):
+        classification_report([0, 2, 1], scores, ["no", "yes"], ["a", "b", "c"])
+
+
+# --- runs and exports ----------------------------------------------------------------------------------
+
+
+def _splits(train_dir: Path, val_dir: Path, test_dir: Path) -> Any:
+    from zoo_core.training.data import load_dataset
+    from zoo_core.training.splits import Splits
+
+    train = load_dataset(train_dir, "image")
+    return Splits(train, load_dataset(val_dir, "image", train.classes), load_dataset(test_dir, "image", train.classes))
+
+
+def _trained_by_hand(spec: zoo_core.ModelSpec, splits: Any, transform: Any) -> Any:
+    """The source model under a new MLP head trained in memory, then left in training mode after one pass
+    over the validation images: BatchNorm's running statistics moved from the source model's, so only a
+    saved model that keeps its buffers (and is evaluated without dropout) gives the same figures."""
+    import torch
+
+    from zoo_core.loading import load
+    from zoo_core.training.features import batches
+    from zoo_core.training.model import TransferModel, make_head
+
+    torch.manual_seed(0)
+    backbone = load(spec)
+    model = TransferModel(backbone, make_head("mlp", backbone.feature_dim, len(splits.train.classes)))
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=3e-3)
+    model.train()
+    backbone.eval()
+    for _ in range(10):
+        for inputs, labels in batches(splits.train, transform, 10):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+            optimizer.step()
+    model.train()
+    with torch.no_grad():
+        for inputs, _ in batches(splits.val, transform, 25):
+            model(inputs)
+    return model
+
+
+@pytest.fixture(scope="module")
+def hand_run(source: SOURCE, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A run folder written by hand from a model trained in memory, and that model's test report computed
+    in memory before it was saved (what a run reports as its test figure)."""
+    from safetensors.torch import save_model
+
+    from zoo_core.compatibility import check
+    from zoo_core.training.evaluate import evaluate_model
+    from zoo_core.training.run import pinned_threads
+    from zoo_core.training.splits import write_splits
+
+    spec, train_dir, val_dir, test_dir = source
+    root = tmp_path_factory.mktemp("evaluate")
+    run = root / "run"
+    run.mkdir()
+    with registered_in_own_home(spec, root):
+        splits = _splits(train_dir, val_dir, test_dir)
+        transform = check(spec, train_dir).transform
+        model = _trained_by_hand(spec, splits, transform)
+        with pinned_threads(1):
+            expected = evaluate_model(model, splits.test, transform, 16)
+        save_model(model, str(run / "model.safetensors"))
+    (run / "labels.json").write_text(json.dumps(splits.train.classes))
+    options = {"drop_last": 0, "head": "mlp", "batch_size": 16, "threads": 1, "val": None, "val_split": 0.3, "seed": 0}
+    (run / "manifest.json").write_text(json.dumps({"model": spec.name, "data": str(train_dir), "options": options}))
+    write_splits(splits, run)
+    return run, expected
+
+
+@pytest.fixture
+def run(hand_run: tuple[Path, dict[str, Any]], source: SOURCE) -> Path:
+    """The module's run folder, its source model in this test's user registry."""
+    from zoo_core.settings import Settings
+    from zoo_core.sources import reset_catalogue
+    from zoo_core.user_registry import add_to_user_registry
+
+    add_to_user_registry(Settings.from_env().home, source[0])
+    reset_catalogue()
+    return hand_run[0]
+
+
+def test_evaluate_recomputes_the_in_memory_test_figure_from_the_run_folder(
+    run: Path, hand_run: tuple[Path, dict[str, Any]], zoo: Run
+) -> None:
+    expected = hand_run[1]
+    assert 0.3 < expected["accuracy"] < 1.0  # a trained model that still makes mistakes to count
+    code, out, err = zoo("evaluate", str(run), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert {key: report[key] for key in FIGURES} == {key: expected[key] for key in FIGURES}
+    assert report["worst"] == expected["worst"] and report["samples"] == expected["samples"]
+    assert report["data"] == f"the test split of {run} (splits.json)" and report["runtime"] == "torch"
+    assert err == f"wrote {run / 'evaluation' / 'evaluation.json'} and {run / 'evaluation' / 'confusion.png'}\n"
+    assert json.loads((run / "evaluation" / "evaluation.json").read_text()) == report
+    from PIL import Image
+
+    with Image.open(run / "evaluation" / "confusion.png") as picture:
+        assert picture.format == "PNG" and picture.width >= 300
+    assert sorted(path.name for path in (run / "evaluation").iterdir()) == ["confusion.png", "evaluation.json"]
+
+
+def test_the_table_names_what_it_measured(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:
+    code, out, _ = zoo("evaluate", str(run), str(source[3]), "--out", str(tmp_path / "eval"), "--top-k", "2")
+    assert code == 0
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    lines = out.splitlines()
+    assert lines[0] == f"digits-src.resnet10t (torch) on {source[3]}: {saved['samples']} items, 5 classes"
+    assert f"accuracy           {saved['accuracy']:.1%}" in lines
+    assert f"top-2 accuracy     {saved['top_k_accuracy']:.1%}" in lines
+    assert any(line.split()[:2] == ["5", f"{saved['per_class'][0]['precision']:.1%}"] for line in lines)
+    assert "ITEM" in out and saved["worst"][0]["true"] in out
+
+
+def test_an_export_agrees_with_its_run(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:
+    """The same data through onnxruntime (its numpy preprocessing) and through torch: the same answers,
+    probabilities within fp32 parity."""
+    from zoo_core.export import export_onnx
+    from zoo_core.runtime import Predictor
+    from zoo_core.training.data import load_dataset
+    from zoo_core.training.evaluate import predict_scores
+    from zoo_core.training.saved import load_run
+
+    pytest.importorskip("onnxruntime", reason="the dev extra installs onnxruntime")
+    report = export_onnx(run, tmp_path / "export")
+    assert report.samples == 50  # splits.json's validation folder, not a split drawn again from the options
+    code, out, _ = zoo("evaluate", str(tmp_path / "export"), str(source[3]), "--out", str(tmp_path / "e"), "--json")
+    assert code == 0
+    on_onnx = json.loads(out)
+    code, out, _ = zoo("evaluate", str(run), str(source[3]), "--json")
+    on_torch = json.loads(out)
+    assert on_onnx["runtime"] == "onnxruntime CPUExecutionProvider"
+    assert {key: on_onnx[key] for key in FIGURES} == {key: on_torch[key] for key in FIGURES}
+    saved = load_run(run, zoo_core.sources.default_catalogue())
+    test = load_dataset(source[3], "image", saved.classes)
+    torch_scores = predict_scores(saved.model, test, saved.transform, 16)
+    onnx_scores = Predictor(tmp_path / "export").scores(test.items)
+    assert np.abs(torch_scores - onnx_scores).max() <= 1e-4
+
+
+def test_bad_input_is_one_line_and_writes_nothing(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("splits.json", "evaluation"))
+    assert "no splits.json" in one_line_error(zoo, "evaluate", str(old)) and "DATA" in one_line_error(
+        zoo, "evaluate", str(old)
+    )
+    other = tmp_path / "other"
+    shutil.copytree(source[3], other)
+    (other / "5").rename(other / "cat")
+    assert "['cat'] are not among the training classes" in one_line_error(zoo, "evaluate", str(run), str(other))
+    assert "not found" in one_line_error(zoo, "evaluate", str(run), str(tmp_path / "missing"))
+    nowhere = tmp_path / "plain"
+    nowhere.mkdir()
+    assert "neither a run folder" in one_line_error(zoo, "evaluate", str(nowhere))
+    (tmp_path / "file").write_text("")
+    assert "is a file" in one_line_error(zoo, "evaluate", str(run), "--out", str(tmp_path / "file"))
+    (old / "splits.json").write_text('{"train": {"items": ["x"], "labels": ["cat"]}}')
+    assert "splits.json: not the run's splits" in one_line_error(zoo, "evaluate", str(old))
+    (old / "splits.json").unlink()
+    (old / "labels.json").write_text('["5", "6"]')
+    assert "model.safetensors: does not fit" in one_line_error(zoo, "evaluate", str(old), str(source[3]))
+    assert not (old / "evaluation").exists() and not (nowhere / "evaluation").exists()
+
+
+def test_an_export_folder_needs_data_and_out(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:
+    pytest.importorskip("onnxruntime", reason="the dev extra installs onnxruntime")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "model.onnx").write_bytes(b"")  # never opened: the arguments are refused first
+    assert "give --out DIR" in one_line_error(zoo, "evaluate", str(export), str(source[3]))
+    err = one_line_error(zoo, "evaluate", str(export), "--out", str(tmp_path / "e"))
+    assert "holds no data: give DATA" in err and not (tmp_path / "e").exists()

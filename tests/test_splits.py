@@ -1,0 +1,71 @@
+"""Three disjoint splits: training, validation (model selection) and test (reported once)."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo_core.errors import DataError, RunOptionError
+from zoo_core.training.splits import read_splits, three_splits, write_splits
+
+
+def _images(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """An image folder: `counts[name]` random 8x8 RGB images in each class subfolder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / name / f"{index}.png")
+    return root
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_shares_are_disjoint_stratified_and_follow_the_seed(tmp_path: Path, seed: int) -> None:
+    data = _images(tmp_path / "data", {"a": 20, "b": 10})
+    splits = three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.3, seed=seed)
+    parts = [set(part.items) for part in splits]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(parts[0] | parts[1] | parts[2]) == 30
+    # shares of each class of the whole dataset: test 30% (6 and 3), validation 20% (4 and 2)
+    assert Counter(splits.test.labels) == {0: 6, 1: 3} and Counter(splits.val.labels) == {0: 4, 1: 2}
+    again = three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.3, seed=seed)
+    assert again == splits
+    other = three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.3, seed=seed + 10)
+    assert other.test.items != splits.test.items
+
+
+def test_given_folders_are_used_whole_and_must_not_share_files(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data", {"a": 6, "b": 6})
+    test = _images(tmp_path / "test", {"a": 3, "b": 3}, seed=1)
+    splits = three_splits(data, "image", val=None, test=test, val_split=0.5, test_split=0.2, seed=0)
+    assert len(splits.test.items) == 6 and len(splits.val.items) == 6 and len(splits.train.items) == 6
+    with pytest.raises(RunOptionError, match=r"--test .*/data is also DATA: each split needs its own data"):
+        three_splits(data, "image", val=None, test=data, val_split=0.2, test_split=0.2, seed=0)
+    shutil.copytree(data / "a", tmp_path / "val" / "a")  # every validation image is also a training image
+    shutil.copytree(test / "b", tmp_path / "val" / "b")  # and some are test images
+    with pytest.raises(
+        DataError, match=r"\(a copy of .*\) is in both the train and the val split: the splits must be disjoint"
+    ):
+        three_splits(data, "image", val=tmp_path / "val", test=test, val_split=0.2, test_split=0.2, seed=0)
+    shutil.rmtree(tmp_path / "val" / "a")
+    with pytest.raises(DataError, match=r"test/b/0.png \(a copy of .*/val/b/0.png\) is in both the val and the test"):
+        three_splits(data, "image", val=tmp_path / "val", test=test, val_split=0.2, test_split=0.2, seed=0)
+
+
+def test_a_class_too_small_for_three_splits_is_one_line(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data", {"a": 2, "b": 5})
+    with pytest.raises(DataError, match=r"class 'a' has 1 item left, too few for a validation split .*--val$"):
+        three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.2, seed=0)
+
+
+def test_splits_json_gives_back_the_same_datasets(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data", {"a": 5, "b": 5})
+    splits = three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.2, seed=0)
+    write_splits(splits, tmp_path)
+    assert read_splits(tmp_path, "image", splits.train.classes) == splits

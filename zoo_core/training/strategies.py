@@ -1,0 +1,217 @@
+"""How a run trains, for one seed: a head on frozen features, or a network trained end to end (some or all of
+its stages), and the baselines trained beside it on the same splits.
+
+Every method returns a `Trained`: its learning curve on the validation split (None for the baselines that fit
+in one go) and its class probabilities on the validation and test splits, for the saved model — the epoch
+with the best validation loss, never the last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo_core.settings import Settings
+from zoo_core.specs import ModelSpec
+from zoo_core.training.data import Dataset
+from zoo_core.training.features import batches, cached_features, quiet
+from zoo_core.training.loop import Epoch, train_epochs
+from zoo_core.training.model import TransferModel, make_head
+from zoo_core.training.splits import Splits
+
+__all__ = ["FeatureSets", "Job", "Trained", "distributed", "features_head", "frozen_features", "network_run"]
+
+BACKBONE_LR_SCALE = 0.1  # discriminative rates: pretrained layers learn 10x slower than the head
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a training needs besides the network: splits, preprocessing, options, seed, where to checkpoint."""
+
+    splits: Splits
+    transform: Any
+    options: Any  # FinetuneOptions
+    seed: int
+    checkpoint: Path | None  # None: none kept (baselines, later seeds, processes other than the first)
+    resume: bool
+    identity: dict[str, Any]  # what the checkpoint belongs to: --resume refuses another run's
+
+
+@dataclass(frozen=True)
+class FeatureSets:
+    """A frozen backbone's features of each split, rows in dataset order."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class Trained:
+    """One method's outcome on one seed."""
+
+    curve: list[Epoch] | None
+    val_scores: np.ndarray
+    test_scores: np.ndarray
+    model: nn.Module | None = None  # the transfer model, saved to the run folder
+    seconds: float = 0.0  # wall time of its training and scoring, features included
+
+
+def frozen_features(backbone: Any, key: list[str], job: Job) -> FeatureSets:
+    """Each split's features from `backbone` as loaded (before any fine-tuning), cached on disk."""
+    cache = Settings.from_env().home / "features"
+    size, transform = job.options.batch_size, job.transform
+    train, val, test = (cached_features(backbone, key, part, transform, size, cache) for part in job.splits)
+    return FeatureSets(train, val, test)
+
+
+def _probabilities(logits: torch.Tensor) -> np.ndarray:
+    return np.asarray(torch.softmax(logits.float(), dim=1).numpy(), dtype=np.float64)
+
+
+def _logreg_head(train_x: np.ndarray, train_y: list[int], classes: int, seed: int) -> nn.Linear:
+    """scikit-learn's LogisticRegression, turned into the equivalent linear layer."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(max_iter=2000, random_state=seed).fit(train_x, train_y)
+    weight, bias = np.asarray(fitted.coef_), np.asarray(fitted.intercept_)
+    if classes == 2:  # sklearn keeps one row for two classes: p(1) = sigmoid(w x + b) = softmax([0, w x + b])
+        weight, bias = np.vstack([np.zeros_like(weight), weight]), np.concatenate([[0.0], bias])
+    head = nn.Linear(train_x.shape[1], classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        head.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    return head
+
+
+def features_head(features: FeatureSets, job: Job, head_kind: str) -> tuple[nn.Module, Trained]:
+    """A new head trained on frozen features: by scikit-learn (``logreg``) or by AdamW with early stopping."""
+    options, train, val = job.options, job.splits.train, job.splits.val
+    classes = len(train.classes)
+    val_x, val_y = torch.tensor(features.val), torch.tensor(val.labels)
+    if head_kind == "logreg":
+        head: nn.Module = _logreg_head(features.train, train.labels, classes, job.seed)
+        with torch.no_grad():
+            logits = head(val_x)
+        loss, accuracy = nn.functional.cross_entropy(logits, val_y), (logits.argmax(1) == val_y).float().mean()
+        curve = [{"epoch": 1, "train_loss": math.nan, "val_loss": float(loss), "val_accuracy": float(accuracy)}]
+    else:
+        head = make_head(head_kind, features.train.shape[1], classes)
+        inputs, labels = torch.tensor(features.train), torch.tensor(train.labels)
+
+        def train_batches(epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(job.seed + epoch))
+            chunks = [order[start : start + options.batch_size] for start in range(0, len(order), options.batch_size)]
+            return [(inputs[chunk], labels[chunk]) for chunk in chunks]
+
+        optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr)
+        curve, best = train_epochs(
+            head,
+            optimizer,
+            None,
+            train_batches,
+            lambda: [(val_x, val_y)],
+            options.epochs,
+            options.patience,
+            job.checkpoint,
+            job.resume,
+            job.seed,
+            quiet=quiet(),
+            identity=job.identity,
+        )
+        head.load_state_dict(best)
+    head.eval()
+    with torch.no_grad():
+        scores = [_probabilities(head(torch.tensor(part))) for part in (features.val, features.test)]
+    return head, Trained(curve, scores[0], scores[1])
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size): under torchrun, the gloo process group is set up on first use."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _scores(model: nn.Module, dataset: Dataset, job: Job) -> np.ndarray:
+    from zoo_core.training.evaluate import predict_scores
+
+    return predict_scores(model, dataset, job.transform, job.options.batch_size)
+
+
+def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool = True) -> Trained:
+    """Train `model`'s head and the backbone stages `strategy` opens, with early stopping on validation loss.
+
+    Before each validation pass, the BatchNorm statistics of the layers that train are re-estimated on the
+    training set (`recompute_batchnorm`): a few steps an epoch never settle them, for transfer and scratch
+    alike; the saved state holds what was set.
+    """
+    from zoo_core.training.baselines import recompute_batchnorm
+
+    rank, world = distributed()
+    options, train = job.options, job.splits.train
+    backbone = model.backbone
+    groups = len(backbone.layer_groups())
+    backbone.freeze(all_but_last=groups if strategy == "full" else min(options.unfreeze + 1, groups))
+    trainable = [p for p in backbone.parameters() if p.requires_grad]
+    rate = options.lr * (BACKBONE_LR_SCALE if pretrained else 1.0)  # pretrained layers move slower than the head
+    groups_and_rates: list[dict[str, Any]] = [{"params": trainable, "lr": rate}, {"params": model.head.parameters()}]
+    optimizer = torch.optim.AdamW(groups_and_rates, lr=options.lr)
+    steps = max(1, -(-len(train.items) // options.batch_size))
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))  # one epoch
+
+    def train_batches(epoch: int) -> Any:
+        order = torch.randperm(len(train.items), generator=torch.Generator().manual_seed(job.seed + epoch)).tolist()
+        chunks = [order[start : start + options.batch_size] for start in range(0, len(order), options.batch_size)]
+        # every process takes its share of each global batch; a batch that cannot give every process two
+        # samples (BatchNorm needs two) is skipped by all of them
+        mine = [chunk[rank::world] for chunk in chunks if len(chunk) >= 2 * world]
+        return itertools.chain.from_iterable(batches(train, job.transform, len(part), part) for part in mine)
+
+    def prepare() -> None:
+        recompute_batchnorm(model, batches(train, job.transform, options.batch_size))
+
+    trained: nn.Module = model
+    if world > 1:  # gradients are averaged over the processes: the same step as one process on the whole batch
+        trained = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    curve, best = train_epochs(
+        trained,
+        optimizer,
+        warmup if strategy == "full" else None,
+        train_batches,
+        lambda: batches(job.splits.val, job.transform, options.batch_size),
+        options.epochs,
+        options.patience,
+        job.checkpoint,
+        job.resume,
+        job.seed,
+        quiet=rank != 0 or quiet(),
+        identity=job.identity,
+        before_evaluation=prepare,
+    )
+    model.load_state_dict(best)
+    model.eval()
+    return Trained(curve, _scores(model, job.splits.val, job), _scores(model, job.splits.test, job), model)
+
+
+def scratch_network(spec: ModelSpec, job: Job) -> Trained:
+    """The same architecture from random weights, trained end to end on the same budget."""
+    from zoo_core.loading import load
+
+    backbone = load(spec, pretrained=False)
+    if job.options.drop_last:
+        backbone.drop_last(job.options.drop_last)
+    model = TransferModel(backbone, make_head("linear", backbone.feature_dim, len(job.splits.train.classes)))
+    return network_run(model, job, "full", pretrained=False)
