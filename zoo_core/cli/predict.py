@@ -19,7 +19,13 @@ __all__ = ["COMMANDS"]
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--labels", help="Zero-shot (with a text model NAME): comma-separated label names to choose from.")
-@click.option("--provider", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option(
+    "--provider",
+    type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]),
+    default="auto",
+    show_default=True,
+    help="onnxruntime's execution provider, for an export folder only.",
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--top", default=1, show_default=True, type=click.IntRange(min=1), help="Labels to show per input.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
@@ -38,7 +44,13 @@ def predict_command(
     """Labels for INPUTS (image files, or texts) from an export folder (MODEL = the folder of model.onnx),
     from a catalogue image classifier run with torch (MODEL = its name: its own classes, e.g. ImageNet's),
     or zero-shot from a text model (MODEL = a catalogue name, with --labels)."""
-    if Path(model).is_dir():
+    is_export = Path(model).is_dir()
+    if not is_export and provider != "auto":  # a catalogue name runs in-process (torch, numpy): nothing to choose
+        raise click.UsageError(
+            f"--provider chooses onnxruntime's execution provider for an export folder; '{model}' is a catalogue "
+            "name, run without onnxruntime: leave --provider out, or predict on an export folder (zoo export)"
+        )
+    if is_export:
         from zoo_core.runtime import Predictor
 
         predictor = Predictor(Path(model), provider)
@@ -66,8 +78,9 @@ def predict_command(
             ]
         )
         return
+    # " | " between labels: class names hold commas ("tabby, tabby cat")
     rows = [
-        (item, ", ".join(f"{label} ({score:.2f})" for label, score in found[:top]))
+        (item, " | ".join(f"{label} ({score:.2f})" for label, score in found[:top]))
         for item, found in zip(inputs, ranked, strict=True)
     ]
     print_table(("input", "labels"), rows)
