@@ -152,7 +152,6 @@ def hand_run(source: SOURCE, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     from zoo_core.compatibility import check
     from zoo_core.training.evaluate import evaluate_model
     from zoo_core.training.run import pinned_threads
-    from zoo_core.training.splits import write_splits
 
     spec, train_dir, val_dir, test_dir = source
     root = tmp_path_factory.mktemp("evaluate")
@@ -166,10 +165,34 @@ def hand_run(source: SOURCE, tmp_path_factory: pytest.TempPathFactory) -> tuple[
             expected = evaluate_model(model, splits.test, transform, 16)
         save_model(model, str(run / "model.safetensors"))
     (run / "labels.json").write_text(json.dumps(splits.train.classes))
+    # the options a run before --test and --repeats wrote, less those with defaults that loading never reads
     options = {"drop_last": 0, "head": "mlp", "batch_size": 16, "threads": 1, "val": None, "val_split": 0.3, "seed": 0}
     (run / "manifest.json").write_text(json.dumps({"model": spec.name, "data": str(train_dir), "options": options}))
-    write_splits(splits, run)
+    _record(run, splits)
     return run, expected
+
+
+def _record(run: Path, splits: Any, **fields: Any) -> None:
+    """`splits` written as the run's splits.json, their fingerprints into its manifest as a run records them,
+    and `fields` over the manifest's."""
+    from zoo_core.training.splits import write_splits
+
+    write_splits(splits, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest |= {"data_fingerprint": splits.train.fingerprint(), "val_fingerprint": splits.val.fingerprint()}
+    manifest |= {"test_fingerprint": splits.test.fingerprint(), **fields}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _copy(run: Path, where: Path) -> Path:
+    return Path(shutil.copytree(run, where, ignore=shutil.ignore_patterns("evaluation")))
+
+
+def _edit(path: Path, **fields: Any) -> None:
+    """`fields` over a JSON object's, None removing one."""
+    saved = json.loads(path.read_text())
+    saved |= fields
+    path.write_text(json.dumps({key: value for key, value in saved.items() if value is not None}))
 
 
 @pytest.fixture
@@ -235,6 +258,14 @@ def test_an_export_agrees_with_its_run(run: Path, source: SOURCE, tmp_path: Path
     on_torch = json.loads(out)
     assert on_onnx["runtime"] == "onnxruntime CPUExecutionProvider"
     assert {key: on_onnx[key] for key in FIGURES} == {key: on_torch[key] for key in FIGURES}
+    other = tmp_path / "other"
+    shutil.copytree(source[3], other)
+    (other / "5").rename(other / "cat")
+    err = one_line_error(zoo, "evaluate", str(tmp_path / "export"), str(other), "--out", str(tmp_path / "e"))
+    assert (
+        err
+        == f"Error: {other}: labels ['cat'] are not among the model's classes {on_onnx['classes']}; give data labelled with those\n"
+    )
     saved = load_run(run, zoo_core.sources.default_catalogue())
     test = load_dataset(source[3], "image", saved.classes)
     torch_scores = predict_scores(saved.model, test, saved.transform, 16)
@@ -251,7 +282,7 @@ def test_bad_input_is_one_line_and_writes_nothing(run: Path, source: SOURCE, tmp
     other = tmp_path / "other"
     shutil.copytree(source[3], other)
     (other / "5").rename(other / "cat")
-    assert "['cat'] are not among the training classes" in one_line_error(zoo, "evaluate", str(run), str(other))
+    assert "['cat'] are not among the model's classes" in one_line_error(zoo, "evaluate", str(run), str(other))
     assert "not found" in one_line_error(zoo, "evaluate", str(run), str(tmp_path / "missing"))
     nowhere = tmp_path / "plain"
     nowhere.mkdir()
@@ -260,6 +291,10 @@ def test_bad_input_is_one_line_and_writes_nothing(run: Path, source: SOURCE, tmp
     assert "is a file" in one_line_error(zoo, "evaluate", str(run), "--out", str(tmp_path / "file"))
     (old / "splits.json").write_text('{"train": {"items": ["x"], "labels": ["cat"]}}')
     assert "splits.json: not the run's splits" in one_line_error(zoo, "evaluate", str(old))
+    (old / "splits.json").write_text(
+        json.dumps({name: {"items": [7, 8], "labels": ["5", "6"]} for name in ("train", "val", "test")})
+    )
+    assert f"{old / 'splits.json'}: " in one_line_error(zoo, "evaluate", str(old))  # no TypeError from deep down
     (old / "splits.json").unlink()
     (old / "labels.json").write_text('["5", "6"]')
     assert "model.safetensors: does not fit" in one_line_error(zoo, "evaluate", str(old), str(source[3]))
@@ -274,3 +309,113 @@ def test_an_export_folder_needs_data_and_out(run: Path, source: SOURCE, tmp_path
     assert "give --out DIR" in one_line_error(zoo, "evaluate", str(export), str(source[3]))
     err = one_line_error(zoo, "evaluate", str(export), "--out", str(tmp_path / "e"))
     assert "holds no data: give DATA" in err and not (tmp_path / "e").exists()
+    assert "holds no data: give DATA" in one_line_error(zoo, "evaluate", str(export))  # the missing input first
+
+
+# --- a run folder trusted for nothing ------------------------------------------------------------------
+
+
+def test_a_splits_json_that_is_not_the_runs_is_refused(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:
+    """Test items made the training items, or images moved since the run: refused, naming splits.json and
+    the way out; DATA given instead is measured."""
+    edited = _copy(run, tmp_path / "edited")
+    saved = json.loads((edited / "splits.json").read_text())
+    (edited / "splits.json").write_text(json.dumps({**saved, "test": saved["train"]}))
+    mismatch = (
+        f"Error: {edited / 'splits.json'}: does not match the run (edited, or its images changed or moved); give "
+        f"DATA: zoo evaluate {edited} DATA\n"
+    )
+    assert one_line_error(zoo, "evaluate", str(edited)) == mismatch
+    # a manifest from before test_fingerprint: what it has is compared, and overlap refused all the same
+    _edit(edited / "manifest.json", test_fingerprint=None)
+    err = one_line_error(zoo, "evaluate", str(edited))
+    assert "splits.json: 50 test item(s) are also training or validation items" in err
+    assert "give DATA" in err and not (edited / "evaluation").exists()
+
+    data = tmp_path / "data"
+    folders = [Path(shutil.copytree(folder, data / folder.name)) for folder in source[1:]]
+    moved = _copy(run, tmp_path / "moved")
+    _record(moved, _splits(*folders))
+    code, out, err = zoo("evaluate", str(moved), "--json")
+    assert code == 0 and json.loads(out)["samples"] == len(list(source[3].rglob("*.png"))), err
+    (data / "target-test" / "5" / sorted(path.name for path in (data / "target-test" / "5").iterdir())[0]).touch()
+    changed = one_line_error(zoo, "evaluate", str(moved))
+    assert changed == mismatch.replace(str(edited), str(moved))
+    data.rename(tmp_path / "elsewhere")
+    assert one_line_error(zoo, "evaluate", str(moved)) == changed
+    code, out, err = zoo("evaluate", str(moved), str(source[3]), "--json")
+    assert code == 0 and json.loads(out)["data"] == str(source[3]), err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": None}, "options.batch_size is missing"),
+        ({"threads": "x"}, "options.threads is 'x', not int"),
+        ({"lr": "fast"}, "options.lr is 'fast', not float"),
+        ({"threads": 0}, "its options cannot make a run (--threads 0: must be at least 1)"),
+        ({"colour": "red"}, "options.colour is not a run option"),
+        ({"baseline": [3]}, "options.baseline is [3], not tuple[str, ...]"),
+    ],
+)
+def test_manifest_options_are_checked_as_a_runs(
+    run: Path, tmp_path: Path, zoo: Run, options: dict[str, Any], message: str
+) -> None:
+    broken = _copy(run, tmp_path / "broken")
+    manifest = json.loads((broken / "manifest.json").read_text())
+    changed = {**manifest["options"], **options}
+    _edit(broken / "manifest.json", options={key: value for key, value in changed.items() if value is not None})
+    err = one_line_error(zoo, "evaluate", str(broken))
+    assert err.startswith(f"Error: {broken / 'manifest.json'}: {message}") and "train the run again" in err
+
+
+def test_old_manifest_options_take_their_defaults(run: Path, tmp_path: Path) -> None:
+    """Options an older zoo did not write (test, test_split, repeats, strategy, ...) take FinetuneOptions'
+    defaults; a single baseline name, as an older zoo wrote it, becomes a list of one."""
+    import dataclasses
+
+    from zoo_core.sources import default_catalogue
+    from zoo_core.training.run import FinetuneOptions
+    from zoo_core.training.saved import load_run
+
+    old = _copy(run, tmp_path / "old")
+    _edit(
+        old / "manifest.json",
+        options={**json.loads((old / "manifest.json").read_text())["options"], "baseline": "scratch"},
+    )
+    options = load_run(old, default_catalogue()).options
+    defaults = dataclasses.asdict(FinetuneOptions())
+    assert options == {**defaults, "head": "mlp", "batch_size": 16, "val_split": 0.3, "baseline": ("scratch",)}
+
+
+def test_data_the_run_trained_on_is_measured_with_a_warning(run: Path, source: SOURCE, zoo: Run) -> None:
+    code, out, err = zoo("evaluate", str(run), str(source[1]), "--json")
+    assert code == 0 and json.loads(out)["samples"] == 50
+    assert err.splitlines()[0] == (
+        f"zoo: warning: {source[1]}: 50 of its 50 images are the run's own (50 training), so these figures are "
+        "not held-out ones; evaluate on images the run never saw"
+    )
+    code, _, err = zoo("evaluate", str(run), str(source[2]))
+    assert code == 0 and "50 of its 50 images are the run's own (50 validation)" in err
+    code, _, err = zoo("evaluate", str(run), str(source[3]))
+    assert code == 0 and "warning" not in err
+
+
+def test_the_preprocessing_is_the_runs_without_its_training_data(
+    run: Path, source: SOURCE, tmp_path: Path, zoo: Run
+) -> None:
+    """The transform comes from the spec's input, as the run's did from checking its data: a run whose
+    training folder is gone is still measured on DATA, with the same figures."""
+    from zoo_core.compatibility import check
+    from zoo_core.sources import default_catalogue
+    from zoo_core.training.saved import load_run
+
+    code, out, _ = zoo("evaluate", str(run), str(source[3]), "--json")
+    assert code == 0
+    gone = _copy(run, tmp_path / "gone")
+    _edit(gone / "manifest.json", data=str(tmp_path / "no-such-folder"))
+    transform = load_run(gone, default_catalogue()).transform
+    assert repr(transform) == repr(check(source[0], source[1]).transform)
+    code, moved, err = zoo("evaluate", str(gone), str(source[3]), "--json")
+    assert code == 0, err
+    assert {key: json.loads(moved)[key] for key in FIGURES} == {key: json.loads(out)[key] for key in FIGURES}

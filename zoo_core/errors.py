@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointError",
     "ChecksumError",
     "DataError",
+    "DataWarning",
     "DownloadError",
     "ExportError",
     "ModelNameTakenError",
@@ -122,6 +123,11 @@ class WeightsFormatError(ZooError, ValueError):
 
 class DataError(ZooError, ValueError):
     """A user's dataset cannot be read; the message names the file and the line."""
+
+
+class DataWarning(UserWarning):
+    """A user's data can be used but weakens what is measured (evaluation data the model was trained or
+    selected on); the command carried on."""
 
 
 # --- fine-tuning runs ---------------------------------------------------------------------------------

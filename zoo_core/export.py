@@ -151,9 +151,10 @@ def _from_run(run: Path, catalogue: Catalogue) -> _Subject:
 
 
 def _from_catalogue(spec: ModelSpec, precision: Precision) -> _Subject:
-    """A catalogue image model with its own classifier, checked on seeded pictures drawn from its input
-    spec; they are no training data, so there is nothing to calibrate int8 on."""
-    from zoo_core.loading import load
+    """A catalogue image model with its own classifier (refused when its checkpoint's classifier was dropped
+    at load), checked on seeded pictures drawn from its input spec; they are no training data, so there is
+    nothing to calibrate int8 on."""
+    from zoo_core.loading import load_classifier
 
     if spec.modality == "embedding":
         raise ExportError(f"'{spec.name}' is a table of word vectors: there is no network to export")
@@ -169,7 +170,7 @@ def _from_catalogue(spec: ModelSpec, precision: Precision) -> _Subject:
     from zoo_core.label_sets import class_names
 
     images = list(spec_images(spec.input, CATALOGUE_SAMPLES))
-    return _Subject(load(spec).eval(), spec, class_names(spec), images, [], None, {})
+    return _Subject(load_classifier(spec).eval(), spec, class_names(spec), images, [], None, {})
 
 
 def spec_images(image: ImageInput, count: int, seed: int = 0) -> Any:

@@ -19,14 +19,44 @@ ITEM_WIDTH = 60  # characters of an item (a path, a text) the table shows
 
 
 def _dataset(data: Path, kind: str, classes: list[str]) -> Any:
-    """DATA read with the model's classes; a class the model does not know is a one-line `DataError`."""
+    """DATA read with the model's classes, in the model's order; a class the model does not know is a
+    one-line `DataError`."""
     from zoo_core.errors import DataError
-    from zoo_core.training.data import load_dataset
+    from zoo_core.training.data import Dataset, load_dataset
 
-    dataset = load_dataset(data, kind, classes)
-    if not dataset.items:
+    found = load_dataset(data, kind)
+    unknown = sorted(set(found.classes) - set(classes))
+    if unknown:
+        raise DataError(
+            f"{data}: labels {unknown} are not among the model's classes {classes}; give data labelled with those"
+        )
+    if not found.items:
         raise DataError(f"{data}: no labelled items to evaluate")
-    return dataset
+    index = {name: position for position, name in enumerate(classes)}
+    return Dataset(found.kind, found.items, [index[found.classes[label]] for label in found.labels], classes)
+
+
+def _warn_if_seen(data: Path, dataset: Any, splits: Any) -> None:
+    """One warning when DATA holds images the run trained on or picked its epoch with (the same file, by
+    its resolved path): the figures then measure memory, not a held-out set."""
+    import warnings
+    from collections import Counter
+
+    from zoo_core.errors import DataWarning
+
+    if splits is None or dataset.kind != "image":  # texts may repeat legitimately
+        return
+    seen = {Path(item).resolve(): "training" for item in splits.train.items}
+    seen |= {Path(item).resolve(): "validation" for item in splits.val.items}
+    counts = Counter(seen[path] for path in map(Path.resolve, map(Path, dataset.items)) if path in seen)
+    if counts:
+        where = ", ".join(f"{count} {name}" for name, count in counts.items())
+        warnings.warn(
+            f"{data}: {counts.total()} of its {len(dataset.items)} images are the run's own ({where}), so these "
+            "figures are not held-out ones; evaluate on images the run never saw",
+            DataWarning,
+            stacklevel=2,
+        )
 
 
 def _on_run(state: State, run: Path, data: Path | None, batch_size: int | None) -> tuple[Any, Any, dict[str, str]]:
@@ -42,30 +72,40 @@ def _on_run(state: State, run: Path, data: Path | None, batch_size: int | None) 
             f"{run}: no {SPLITS_FILE} (the run was written before zoo kept its splits), so there is no test "
             f"split to measure; give the data: zoo evaluate {run} DATA"
         )
-    saved = load_run(run, state.catalogue())
+    saved = load_run(run, state.catalogue(), verify_splits=data is None)
     if data is not None:
         dataset, measured = _dataset(data, saved.kind, saved.classes), str(data)
+        _warn_if_seen(data, dataset, saved.splits)
     else:
         assert saved.splits is not None
         dataset, measured = saved.splits.test, f"the test split of {run} ({SPLITS_FILE})"
     options = saved.options
-    with pinned_threads(options.get("threads", 1)):  # the thread count the run measured its test figure with
+    with pinned_threads(options["threads"]):  # the thread count the run measured its test figure with
         scores = predict_scores(saved.model, dataset, saved.transform, batch_size or options["batch_size"])
     return dataset, scores, {"data": measured, "model": saved.spec.name, "runtime": "torch"}
 
 
-def _on_export(
-    folder: Path, data: Path | None, batch_size: int | None, provider: str
-) -> tuple[Any, Any, dict[str, str]]:
-    """(dataset, scores, what was measured) for an export folder on onnxruntime: DATA is needed."""
-    from zoo_core.errors import DataError
-    from zoo_core.runtime import Predictor
+def _export_inputs(folder: Path, data: Path | None, out: Path | None) -> tuple[Path, Path]:
+    """(DATA, --out) for an export folder, which needs both: the missing one is named, DATA first."""
+    from zoo_core.errors import DataError, RunOptionError
 
     if data is None:
         raise DataError(
             f"{folder} is an export folder, which holds no data: give DATA (an image folder with one subfolder "
             f"per class, or a labelled CSV/JSONL): zoo evaluate {folder} DATA --out DIR"
         )
+    if out is None:
+        raise RunOptionError(
+            f"{folder} is an export folder, which holds only what export.json records: give --out DIR for "
+            "evaluation.json and confusion.png"
+        )
+    return data, out
+
+
+def _on_export(folder: Path, data: Path, batch_size: int | None, provider: str) -> tuple[Any, Any, dict[str, str]]:
+    """(dataset, scores, what was measured) for an export folder on onnxruntime."""
+    from zoo_core.runtime import Predictor
+
     predictor = Predictor(folder, provider)
     dataset = _dataset(data, "image" if predictor.modality == "image" else "text", predictor.labels)
     scores = predictor.scores(dataset.items, batch_size or 32)
@@ -137,22 +177,19 @@ def evaluate_command(
     """Accuracy, balanced accuracy, macro-F1, top-k, per-class precision and recall, the confusion matrix
     and the worst-classified items of TARGET (a run folder, or an export folder) on DATA (an image folder
     with one subfolder per class, or a labelled CSV/JSONL; default for a run: its test split)."""
-    from zoo_core.errors import DataError, RunFolderError, RunOptionError
+    from zoo_core.errors import DataError, RunFolderError
     from zoo_core.training.evaluate import classification_report
     from zoo_core.training.evaluation_files import check_out, write_evaluation
 
     if data is not None and not data.exists():
         raise DataError(f"{data}: not found; give an image folder or a labelled CSV/JSONL")
-    if out is not None:
-        check_out(out)
     if (target / "model.onnx").is_file():
-        if out is None:
-            raise RunOptionError(
-                f"{target} is an export folder, which holds only what export.json records: give --out DIR for "
-                "evaluation.json and confusion.png"
-            )
+        data, out = _export_inputs(target, data, out)
+        check_out(out)
         dataset, scores, measured = _on_export(target, data, batch_size, provider)
     elif (target / "manifest.json").is_file():
+        out = out or target / "evaluation"
+        check_out(out)
         dataset, scores, measured = _on_run(state, target, data, batch_size)
     else:
         raise RunFolderError(
@@ -161,7 +198,7 @@ def evaluate_command(
         )
     figures = classification_report(dataset.labels, scores, dataset.classes, dataset.items, top_k, worst)
     report = {**measured, **figures}
-    written = write_evaluation(report, out or target / "evaluation")
+    written = write_evaluation(report, out)
     if as_json:
         print_json(report)
     else:

@@ -3,20 +3,24 @@
 `zoo export` and `zoo evaluate` both read a run through `load_run`, so both measure the model training
 saved, rebuilt the way training built it: the manifest's model with its ``--drop-last``, a new head of the
 saved width, and ``model.safetensors`` loaded strictly (a missing or extra tensor is an error, not a silently
-random layer). The image preprocessing is the one the run used: built, as the run built it, by checking
-its training data. ``splits.json`` gives the exact training, validation and test items; a run written
-before zoo kept it has none (`SavedRun.splits` is None).
+random layer). The image preprocessing is the one the run used: the transform the model's plugin builds
+from the spec's input. ``manifest.json``'s options are checked as a new run's are. ``splits.json`` gives the
+exact training, validation and test items, checked against the fingerprints ``manifest.json`` recorded (an
+edited file, or images changed or moved since, are refused) and for a test split that shares items with the
+others; a run written before zoo kept it has none (`SavedRun.splits` is None).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo_core.catalogue import Catalogue
-from zoo_core.errors import RunFolderError
+from zoo_core.errors import RunFolderError, RunOptionError
 from zoo_core.specs import ModelSpec
 from zoo_core.training.splits import SPLITS_FILE, Splits, read_splits
 
@@ -24,6 +28,9 @@ __all__ = ["SavedRun", "load_run"]
 
 RUN_FILES = ("manifest.json", "labels.json", "model.safetensors")  # what every finished run holds
 AGAIN = "train the run again (zoo finetune … --out FOLDER)"
+# the options loading and measuring the model read; the others have defaults (an older zoo wrote fewer)
+NEEDED_OPTIONS = ("head", "drop_last", "batch_size")
+FINGERPRINTS = {"train": "data_fingerprint", "val": "val_fingerprint", "test": "test_fingerprint"}  # in manifest.json
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,8 @@ class SavedRun:
     """A run folder's trained model and what it was trained and measured on."""
 
     folder: Path
-    manifest: dict[str, Any]  # manifest.json: model, data, options, versions
+    manifest: dict[str, Any]  # manifest.json: model, data, fingerprints, options, versions
+    options: dict[str, Any]  # manifest.json's options, checked, with defaults for those an older zoo did not write
     spec: ModelSpec
     classes: list[str]  # labels.json: class names, in the order of the model's outputs
     model: Any  # the trained TransferModel, in eval mode
@@ -41,11 +49,6 @@ class SavedRun:
     @property
     def kind(self) -> str:
         return _kind(self.spec)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        options: dict[str, Any] = self.manifest["options"]
-        return options
 
 
 def _kind(spec: ModelSpec) -> str:
@@ -61,21 +64,50 @@ def _read_json(path: Path) -> Any:
 
 
 def _manifest(folder: Path) -> dict[str, Any]:
-    """manifest.json, with the fields loading needs checked for their type."""
-    manifest: dict[str, Any] = _read_json(folder / "manifest.json")
-    options = manifest.get("options") if isinstance(manifest, dict) else None
+    """manifest.json, with the fields loading reads checked for their type (its options by `_options`)."""
+    path = folder / "manifest.json"
+    manifest = _read_json(path)
     if not (
-        isinstance(options, dict)
+        isinstance(manifest, dict)
         and isinstance(manifest.get("model"), str)
         and isinstance(manifest.get("data"), str)
-        and isinstance(options.get("drop_last"), int)
-        and options.get("head") in ("linear", "mlp", "logreg")
+        and isinstance(manifest.get("options"), dict)
     ):
-        raise RunFolderError(
-            f"{folder / 'manifest.json'}: not a run's manifest (model, data, options.drop_last and options.head "
-            f"are needed); {AGAIN}"
-        )
+        raise RunFolderError(f"{path}: not a run's manifest (model, data and options are needed); {AGAIN}")
+    for key in FINGERPRINTS.values():
+        if not isinstance(manifest.get(key, ""), str):
+            raise RunFolderError(f"{path}: {key} is {manifest[key]!r}, not a fingerprint; {AGAIN}")
     return manifest
+
+
+def _fits(value: object, hint: Any) -> bool:
+    """Whether a JSON value can be an option annotated `hint`."""
+    if typing.get_origin(hint) is tuple:  # baseline: a list of names; an older zoo wrote one name or null
+        names = value if isinstance(value, list) else [value] if value is not None else []
+        return all(isinstance(name, str) for name in names)
+    wanted = int | float if hint is float else hint
+    return isinstance(value, wanted) and not isinstance(value, bool)
+
+
+def _options(path: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """manifest.json's `options` checked as `FinetuneOptions` checks a new run's, completed with the defaults
+    of those an older zoo did not write; a problem is one line naming the option."""
+    from zoo_core.training.run import FinetuneOptions
+
+    hints = typing.get_type_hints(FinetuneOptions)
+    missing = [name for name in NEEDED_OPTIONS if name not in options]
+    if missing:
+        raise RunFolderError(f"{path}: options.{missing[0]} is missing; {AGAIN}")
+    for name, value in options.items():
+        if name not in hints:
+            raise RunFolderError(f"{path}: options.{name} is not a run option; {AGAIN}")
+        if not _fits(value, hints[name]):
+            wanted = hints[name].__name__ if isinstance(hints[name], type) else str(hints[name])
+            raise RunFolderError(f"{path}: options.{name} is {value!r}, not {wanted}; {AGAIN}")
+    try:
+        return dataclasses.asdict(FinetuneOptions(**options))
+    except RunOptionError as error:  # it names the option as the command line spells it
+        raise RunFolderError(f"{path}: its options cannot make a run ({error}); {AGAIN}") from None
 
 
 def _classes(folder: Path) -> list[str]:
@@ -114,18 +146,21 @@ def _model(folder: Path, spec: ModelSpec, options: dict[str, Any], classes: int)
     return model.eval()
 
 
-def _transform(spec: ModelSpec, data: Path, folder: Path) -> Any:
-    """The run's image preprocessing, built as the run built it: by checking its training data."""
+def _transform(spec: ModelSpec) -> Any:
+    """The run's image preprocessing: the transform the model's plugin builds from the spec's input
+    (`CheckReport.transform`), which is the one training took from checking its data. The plugin is asked
+    with a blank batch of the input's shape, so the training data need not be at hand; the findings, which
+    the run already heeded, are not used."""
+    import numpy as np
+
     from zoo_core.compatibility import check
+    from zoo_core.specs import ImageInput
 
     if spec.modality != "image":
         return None
-    if not data.exists():
-        raise RunFolderError(
-            f"{folder}: its training data {data} (manifest.json 'data') is gone; the image preprocessing is "
-            "rebuilt by checking it, as the run did: put it back at that path"
-        )
-    return check(spec, data).transform
+    assert isinstance(spec.input, ImageInput)
+    shape = (1, spec.input.channels, spec.input.height, spec.input.width)
+    return check(spec, np.zeros(shape, dtype=np.float32)).transform
 
 
 def _splits(folder: Path, kind: str, classes: list[str]) -> Splits | None:
@@ -140,17 +175,55 @@ def _splits(folder: Path, kind: str, classes: list[str]) -> Splits | None:
         ) from None
 
 
-def load_run(folder: Path, catalogue: Catalogue) -> SavedRun:
+def _recorded(splits: Splits, manifest: dict[str, Any]) -> bool:
+    """Whether each split's fingerprint (its items, labels and, for images, each file's size and modification
+    time) is the one manifest.json recorded; one an older manifest lacks is not compared."""
+    try:
+        return all(
+            manifest[key] == dataset.fingerprint()
+            for name, dataset in splits.named().items()
+            if (key := FINGERPRINTS[name]) in manifest
+        )
+    except (OSError, TypeError, ValueError):  # an image gone, or an item that is no path
+        return False
+
+
+def _verify_splits(splits: Splits, manifest: dict[str, Any], folder: Path) -> None:
+    """Refuse a splits.json that is not the one the run wrote with its images as they were, or whose test
+    split shares an image with the others: its test figure would not be the run's."""
+    path = folder / SPLITS_FILE
+    if not _recorded(splits, manifest):
+        raise RunFolderError(
+            f"{path}: does not match the run (edited, or its images changed or moved); give DATA: "
+            f"zoo evaluate {folder} DATA"
+        )
+    if splits.test.kind != "image":  # texts may repeat legitimately, as when the run drew its splits
+        return
+    held_in = {Path(item).resolve() for item in splits.train.items + splits.val.items}
+    shared = [item for item in splits.test.items if Path(item).resolve() in held_in]
+    if shared:
+        raise RunFolderError(
+            f"{path}: {len(shared)} test item(s) are also training or validation items (the first {shared[0]}), "
+            f"so its test figure is not a held-out one; give DATA: zoo evaluate {folder} DATA"
+        )
+
+
+def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) -> SavedRun:
     """The finished run in `folder`; its model is looked up in `catalogue`. Anything missing or malformed is
-    a one-line `RunFolderError` naming the file."""
+    a one-line `RunFolderError` naming the file. `verify_splits` False skips comparing splits.json with the
+    manifest, for a caller that measures data of its own and reads the splits only to warn of overlap: a run
+    whose images moved can still be measured on new data."""
     missing = [name for name in RUN_FILES if not (folder / name).is_file()]
     if missing:
         raise RunFolderError(
             f"{folder}: not a finished run folder (no {', '.join(missing)}); give a folder `zoo finetune` wrote"
         )
     manifest = _manifest(folder)
+    options = _options(folder / "manifest.json", manifest["options"])
     classes = _classes(folder)
     spec = catalogue.get(manifest["model"])
-    model = _model(folder, spec, manifest["options"], len(classes))
-    transform = _transform(spec, Path(manifest["data"]), folder)
-    return SavedRun(folder, manifest, spec, classes, model, transform, _splits(folder, _kind(spec), classes))
+    splits = _splits(folder, _kind(spec), classes)
+    if splits is not None and verify_splits:
+        _verify_splits(splits, manifest, folder)
+    model = _model(folder, spec, options, len(classes))
+    return SavedRun(folder, manifest, options, spec, classes, model, _transform(spec), splits)
