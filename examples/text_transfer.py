@@ -16,6 +16,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +36,34 @@ FRAMES = ["the {} was in the news today", "people talked about the {} and the {}
 
 
 def _sentences(words: list[str], count: int, seed: int) -> list[str]:
+    """`count` different sentences from the frames and `words`."""
     rng = np.random.default_rng(seed)
-    found = []
-    for index in range(count):
-        frame = FRAMES[index % len(FRAMES)]
-        found.append(frame.format(*rng.choice(words, size=frame.count("{}"), replace=False)))
+    found: list[str] = []
+    for attempt in itertools.count():
+        if len(found) == count:
+            break
+        frame = FRAMES[attempt % len(FRAMES)]
+        sentence = frame.format(*rng.choice(words, size=frame.count("{}"), replace=False))
+        if sentence not in found:
+            found.append(sentence)
     return found
 
 
 def write_texts(root: Path) -> tuple[Path, Path, Path]:
     """train.csv (8 sentences per topic), val.csv (8) and test.csv (40); validation and test sentences use
-    the other topic words, and are drawn with different seeds."""
+    the other topic words, and no sentence is in two files."""
     root.mkdir(parents=True, exist_ok=True)
-    for name, part, count, offset in (("train.csv", 0, 8, 0), ("val.csv", 1, 8, 100), ("test.csv", 1, 40, 10)):
+    splits: dict[str, list[list[str]]] = {"train.csv": [], "val.csv": [], "test.csv": []}
+    for seed, (topic, words) in enumerate(TOPICS.items()):
+        held_out = _sentences(words[1], 48, seed + 10)
+        splits["train.csv"] += [[sentence, topic] for sentence in _sentences(words[0], 8, seed)]
+        splits["val.csv"] += [[sentence, topic] for sentence in held_out[:8]]
+        splits["test.csv"] += [[sentence, topic] for sentence in held_out[8:]]
+    for name, rows in splits.items():
         with (root / name).open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(["text", "label"])
-            for seed, (topic, words) in enumerate(TOPICS.items()):
-                writer.writerows([sentence, topic] for sentence in _sentences(words[part], count, seed + offset))
+            writer.writerows(rows)
     return root / "train.csv", root / "val.csv", root / "test.csv"
 
 

@@ -50,11 +50,14 @@ def test_given_folders_are_used_whole_and_must_not_share_files(tmp_path: Path) -
     shutil.copytree(data / "a", tmp_path / "val" / "a")  # every validation image is also a training image
     shutil.copytree(test / "b", tmp_path / "val" / "b")  # and some are test images
     with pytest.raises(
-        DataError, match=r"\(a copy of .*\) is in both the train and the val split: the splits must be disjoint"
+        DataError,
+        match=r"\(the same as '.*/data/a/.*'\) is in both the train and the val split: the splits must be disjoint",
     ):
         three_splits(data, "image", val=tmp_path / "val", test=test, val_split=0.2, test_split=0.2, seed=0)
     shutil.rmtree(tmp_path / "val" / "a")
-    with pytest.raises(DataError, match=r"test/b/0.png \(a copy of .*/val/b/0.png\) is in both the val and the test"):
+    with pytest.raises(
+        DataError, match=r"test/b/0.png' \(the same as '.*/val/b/0.png'\) is in both the val and the test"
+    ):
         three_splits(data, "image", val=tmp_path / "val", test=test, val_split=0.2, test_split=0.2, seed=0)
 
 
@@ -69,3 +72,45 @@ def test_splits_json_gives_back_the_same_datasets(tmp_path: Path) -> None:
     splits = three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.2, seed=0)
     write_splits(splits, tmp_path)
     assert read_splits(tmp_path, "image", splits.train.classes) == splits
+
+
+def test_copies_inside_data_and_repeated_texts(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data", {"a": 10, "b": 10})
+    for index in range(10):  # every image of class a twice: some copies must land in two splits
+        shutil.copyfile(data / "a" / f"{index}.png", data / "a" / f"{index}-copy.png")
+    with pytest.raises(DataError, match=r"/data holds '.*/a/\d+(-copy)?.png' twice .* delete one of them"):
+        three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.2, seed=0)
+    texts = tmp_path / "texts.csv"  # the same sentence (up to case and spacing) stays on one side
+    rows = [f"Sentence  {i % 4},x" for i in range(12)] + [f"other {i},y" for i in range(12)]
+    texts.write_text("text,label\n" + "\n".join(rows) + "\n")
+    splits = three_splits(texts, "text", val=None, test=None, val_split=0.25, test_split=0.25, seed=0)
+    sides = [{item.lower().replace("  ", " ") for item in part.items} for part in splits]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nsentence 1,x\nother 99,y\n")
+    with pytest.raises(DataError, match=r"'sentence 1' \(the same as 'Sentence  1'\) is in both the train and"):
+        three_splits(texts, "text", val=None, test=test, val_split=0.25, test_split=0.25, seed=0)
+
+
+def test_a_given_set_without_some_classes_is_used_with_a_warning(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data", {"a": 6, "b": 6, "c": 6})
+    test = _images(tmp_path / "test", {"a": 2}, seed=1)
+    with pytest.warns(UserWarning, match=r"--test .*/test: no items of class\(es\) b, c; its figures speak"):
+        splits = three_splits(data, "image", val=None, test=test, val_split=0.2, test_split=0.2, seed=0)
+    assert splits.test.labels == [0, 0]
+
+
+def test_a_tampered_splits_json_is_refused(tmp_path: Path) -> None:
+    import json
+
+    data = _images(tmp_path / "data", {"a": 5, "b": 5})
+    write_splits(three_splits(data, "image", val=None, test=None, val_split=0.2, test_split=0.2, seed=0), tmp_path)
+    saved = json.loads((tmp_path / "splits.json").read_text())
+    saved["test"]["items"] = [1] * len(saved["test"]["items"])
+    (tmp_path / "splits.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="every item must be a string"):
+        read_splits(tmp_path, "image", ["a", "b"])
+    saved["test"]["items"] = "abc"
+    (tmp_path / "splits.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="lists of the same length"):
+        read_splits(tmp_path, "image", ["a", "b"])

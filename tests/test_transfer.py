@@ -39,9 +39,7 @@ def test_a_run_reports_every_method_on_one_test_split_and_says_what_wins(
         assert baselines[name]["test"]["accuracy"]["mean"] >= 0.5, (name, baselines[name]["test"])
     gaps = {name: transfer["test"]["accuracy"]["mean"] - b["test"]["accuracy"]["mean"] for name, b in baselines.items()}
     expected = [
-        f"transfer beats {name} by {gap * 100:+.1f} points"
-        if gap > 0
-        else f"transfer does NOT beat {name} ({gap * 100:+.1f} points)"
+        f"transfer {'beats' if gap > 0 else 'does NOT beat'} {name} ({gap * 100:+.1f} points; one test item is 0.1)"
         for name, gap in gaps.items()
     ]
     assert metrics["verdict"] == expected
@@ -190,8 +188,10 @@ def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path
     assert metrics["sizes"] == {"train": 32, "val": 32, "test": 160}
     accuracy = {name: m["test"]["accuracy"]["mean"] for name, m in metrics["baselines"].items()}
     transfer = metrics["transfer"]["test"]["accuracy"]["mean"]
-    # the test sentences share no topic word with the training ones: only pretrained vectors can bridge them
-    assert transfer >= 0.8 and transfer >= max(accuracy.values()) + 0.2, (transfer, accuracy)
+    # the test sentences share no topic word with the training ones: only pretrained vectors can bridge them, so
+    # random vectors and bag of words sit near chance (25%), and nearest neighbours on GloVe come close
+    assert transfer >= 0.9 and transfer >= max(accuracy["scratch"], accuracy["pixels"]) + 0.5, (transfer, accuracy)
+    assert accuracy["knn"] >= 0.7 and transfer >= accuracy["knn"], (transfer, accuracy)
 
 
 @pytest.mark.slow
@@ -290,6 +290,16 @@ def test_repeats_draw_new_splits_per_seed_and_report_mean_and_std(
         assert [run["seed"] for run in method["runs"]] == [4, 5, 6]
         assert method["test"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 3)
         assert method["test"]["accuracy"]["std"] == pytest.approx(float(np.std(accuracies, ddof=1)))
+    gaps = [
+        (ours["test"]["accuracy"] - theirs["test"]["accuracy"]) * 100
+        for ours, theirs in zip(metrics["transfer"]["runs"], metrics["baselines"]["pixels"]["runs"], strict=True)
+    ]
+    mean, std = float(np.mean(gaps)), float(np.std(gaps, ddof=1))
+    noise = f"{mean:+.1f} ± {std:.1f} points over 3 seeds"
+    if abs(mean) <= std:
+        assert metrics["verdict"] == [f"transfer and pixels are within noise of each other ({noise})"]
+    else:
+        assert metrics["verdict"] == [f"transfer {'beats' if mean > 0 else 'does NOT beat'} pixels ({noise})"]
     saved = json.loads((tmp_path / "run" / "splits.json").read_text())  # the first seed's, with its model
     from zoo_core.training.run import run_splits
 

@@ -1,7 +1,7 @@
 """`zoo finetune` and `zoo pretrain`: adapting a pretrained model, and developing a source model.
 
-Options that cannot make a run (``--epochs 0``, ``--head logreg`` with ``--strategy full``) are usage
-errors, found before any data is read; everything else a run refuses is one line and exit 1.
+Options that cannot make a run (``--epochs 0``, ``--head logreg`` with ``--strategy full``) are refused
+before any data is read; like everything else a run refuses, in one line and exit 1.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from zoo_core.cli import State
 if TYPE_CHECKING:
     from zoo_core.training.run import FinetuneOptions
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "report_run"]
 
 THREADS_HELP = "CPU threads while training; the same number gives the same result on any machine."
 
@@ -44,6 +44,8 @@ def report_run(metrics: dict[str, Any]) -> None:
                 f" (validation: start {_figure(method['start'], runs)}, asymptote {_figure(method['asymptote'], runs)})"
             )
         click.echo(line)
+    if runs > 1:  # the saved model is one of the seeds: its own figure, which `zoo evaluate RUN` gives again
+        click.echo(f"saved model (seed {metrics['seeds'][0]}): test accuracy {metrics['test']['accuracy']:.1%}")
     for line in metrics["verdict"]:
         click.echo(line)
 

@@ -76,7 +76,8 @@ def pixel_baseline(train: Dataset, evaluate_on: list[Dataset]) -> list[np.ndarra
     to [0, 1]; the same for any backbone, so the figure belongs to the data. Pixels are not standardised:
     a border pixel that is nearly always blank would be blown up into noise (on digits 5-9 with 10 images
     a class, standardising costs 1 to 4 points). Texts: TF-IDF of words and word pairs. scikit-learn's
-    defaults (L2, C=1, lbfgs, deterministic), nothing tuned, so the baseline cannot have seen the test set.
+    defaults (L2, C=1, lbfgs, deterministic), tuned on no split of the user's data; the 16x16 size and the
+    plain scaling were chosen once, by measuring on digits 5-9 (the benchmark's own data), and are said so.
     """
     from sklearn.linear_model import LogisticRegression
 

@@ -17,7 +17,7 @@ from zoo_core.errors import DataError
 from zoo_core.images import class_folders, labelled_images, read_headers
 from zoo_core.textdata import read_texts
 
-__all__ = ["Dataset", "load_dataset", "stratified_split"]
+__all__ = ["Dataset", "load_dataset", "same_text", "stratified_split"]
 
 
 @dataclass(frozen=True)
@@ -80,17 +80,30 @@ def load_dataset(data: Path, modality: str, classes: list[str] | None = None) ->
     return Dataset(kind, [item for item, _ in pairs], [index[label] for _, label in pairs], names)
 
 
+def same_text(text: str) -> str:
+    """What two texts share when they are the same sentence: case and spacing aside."""
+    return " ".join(text.split()).casefold()
+
+
 def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """Training and validation sets with every class in both (at least one validation item per class)."""
-    by_class: dict[int, list[int]] = defaultdict(list)
-    for position, label in enumerate(dataset.labels):
-        by_class[label].append(position)
+    """(kept, held out): about `fraction` of every class held out, at least one item, and at least one kept.
+
+    Repeated texts of a class move together, so no sentence lands on both sides (images are compared by
+    their bytes after the split, in `splits`)."""
+    by_class: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for position, (item, label) in enumerate(zip(dataset.items, dataset.labels, strict=True)):
+        key = same_text(item) if dataset.kind == "text" else str(position)
+        by_class[label][key].append(position)
     generator = random.Random(seed)
-    train, val = [], []
+    kept: list[int] = []
+    held: list[int] = []
     for label in sorted(by_class):
-        members = by_class[label][:]
-        generator.shuffle(members)
-        count = max(1, round(len(members) * fraction)) if len(members) > 1 else 0
-        val += members[:count]
-        train += members[count:]
-    return dataset.subset(sorted(train)), dataset.subset(sorted(val))
+        groups = list(by_class[label].values())
+        generator.shuffle(groups)
+        count = max(1, round(sum(map(len, groups)) * fraction)) if len(groups) > 1 else 0
+        taken = 0
+        for group in groups:
+            side = held if taken < count and group is not groups[-1] else kept
+            side += group
+            taken += len(group) if side is held else 0
+    return dataset.subset(sorted(kept)), dataset.subset(sorted(held))

@@ -45,22 +45,34 @@ def method_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def verdict(transfer: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> list[str]:
-    """Whether transfer beats each baseline on test accuracy, said plainly either way."""
-    ours = transfer["test"]["accuracy"]["mean"]
+def verdict(transfer: dict[str, Any], baselines: dict[str, dict[str, Any]], test_size: int) -> list[str]:
+    """Whether transfer beats each baseline on test accuracy, said plainly either way, with the noise: over
+    several seeds the mean ± std of the paired per-seed gaps ("within noise" when the spread covers zero);
+    on one seed, what one test item is worth."""
+    item = 100 / test_size
     lines = []
     for name, baseline in baselines.items():
-        gap = (ours - baseline["test"]["accuracy"]["mean"]) * 100
-        if gap > 0:
-            lines.append(f"transfer beats {name} by {gap:+.1f} points")
+        gaps = [
+            (ours["test"]["accuracy"] - theirs["test"]["accuracy"]) * 100
+            for ours, theirs in zip(transfer["runs"], baseline["runs"], strict=True)
+        ]
+        spread = _spread(gaps)
+        if len(gaps) > 1:
+            noise = f"{spread['mean']:+.1f} ± {spread['std']:.1f} points over {len(gaps)} seeds"
+            if abs(spread["mean"]) <= spread["std"]:
+                lines.append(f"transfer and {name} are within noise of each other ({noise})")
+                continue
         else:
-            lines.append(f"transfer does NOT beat {name} ({gap:+.1f} points)")
+            noise = f"{spread['mean']:+.1f} points; one test item is {item:.1f}"
+        beats = spread["mean"] > 0
+        lines.append(f"transfer beats {name} ({noise})" if beats else f"transfer does NOT beat {name} ({noise})")
     return lines
 
 
 def plot_curves(methods: dict[str, dict[str, Any]], chance: float, path: Path, title: str) -> None:
-    """Validation accuracy per epoch for every trained method (mean over seeds, with their range shaded),
-    the one-shot baselines as horizontal lines, and chance level; each label carries the test figure."""
+    """Validation accuracy per epoch for every trained method (mean over seeds, ± std shaded), the one-shot
+    baselines as dashed lines at their validation accuracy, and chance level; each label gives the method's
+    validation and test accuracy, so no line is read as the other split's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,21 +82,23 @@ def plot_curves(methods: dict[str, dict[str, Any]], chance: float, path: Path, t
     curves_of = {name: [run["curve"] for run in method["runs"] if run.get("curve")] for name, method in methods.items()}
     longest = max((len(curve) for curves in curves_of.values() for curve in curves), default=1)
     for name, method in methods.items():
-        test = method["test"]["accuracy"]
-        label = f"{name}: test {test['mean']:.1%}" + (f" ± {test['std']:.1%}" if len(method["runs"]) > 1 else "")
+        several = len(method["runs"]) > 1
+        test, val = method["test"]["accuracy"], method["val_accuracy"]
+        label = f"{name}: val {val['mean']:.1%}, test {test['mean']:.1%}" + (f" ± {test['std']:.1%}" if several else "")
         curves = curves_of[name]
         if not curves:
-            level = method["val_accuracy"]
-            (line,) = axes.plot([1, longest], [level["mean"]] * 2, linestyle="--", label=label)
-            axes.axhspan(level["mean"] - level["std"], level["mean"] + level["std"], color=line.get_color(), alpha=0.1)
+            (line,) = axes.plot([1, longest], [val["mean"]] * 2, linestyle="--", label=label)
+            axes.axhspan(val["mean"] - val["std"], val["mean"] + val["std"], color=line.get_color(), alpha=0.1)
             continue
-        epochs = range(1, max(len(curve) for curve in curves) + 1)
+        epochs = list(range(1, max(len(curve) for curve in curves) + 1))
         at = [[curve[e - 1]["val_accuracy"] for curve in curves if len(curve) >= e] for e in epochs]
-        (line,) = axes.plot(list(epochs), [statistics.fmean(v) for v in at], marker="o", label=label)
-        if len(curves) > 1:
-            axes.fill_between(
-                list(epochs), [min(v) for v in at], [max(v) for v in at], color=line.get_color(), alpha=0.15
-            )
+        means = [statistics.fmean(values) for values in at]
+        (line,) = axes.plot(epochs, means, marker="o", label=label)
+        if several:  # ± std over the seeds still training at that epoch, as for the baselines' bands
+            deviations = [statistics.stdev(values) if len(values) > 1 else 0.0 for values in at]
+            lower = [mean - deviation for mean, deviation in zip(means, deviations, strict=True)]
+            upper = [mean + deviation for mean, deviation in zip(means, deviations, strict=True)]
+            axes.fill_between(epochs, lower, upper, color=line.get_color(), alpha=0.15)
     axes.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.0%})")
     axes.set(xlabel="epoch", ylabel="validation accuracy (model selection split)", title=title, ylim=(0, 1))
     axes.grid(alpha=0.3)

@@ -1,4 +1,4 @@
-"""`zoo_core.finetune`: a whole transfer-learning run, from data to artifacts, with the evidence beside it.
+"""`zoo_core.training.run.finetune`: a whole transfer-learning run, from data to artifacts, with the evidence beside it.
 
 A run splits its data three ways (`splits`): it trains on *train*, picks its epoch and stops early on
 *validation*, and reports *test* once, for the saved model. Beside the transfer model it trains the baselines
@@ -218,8 +218,11 @@ def _measured(trained: Trained, splits: Splits, seed: int) -> dict[str, Any]:
     return figures
 
 
-def _baselines(spec: ModelSpec, backbone: Any, job: Job, features: FeatureSets | None) -> dict[str, Trained]:
-    """The baselines `--baseline` names, each trained on the same splits as the transfer model."""
+def _baselines(
+    spec: ModelSpec, weights: str, backbone: Any, job: Job, features: FeatureSets | None, features_seconds: float
+) -> dict[str, Trained]:
+    """The baselines `--baseline` names, each trained on the same splits as the transfer model; knn's time
+    includes the features it reads (`features_seconds`), which the transfer run shares."""
     from zoo_core.training.baselines import knn_baseline, pixel_baseline
 
     splits, found = job.splits, {}
@@ -228,7 +231,7 @@ def _baselines(spec: ModelSpec, backbone: Any, job: Job, features: FeatureSets |
         seed_everything(job.seed)
         started = time.perf_counter()
         if name == "scratch":
-            found[name] = _scratch(spec, backbone, job)
+            found[name] = _scratch(spec, weights, backbone, job)
         elif name == "pixels":
             val, test = pixel_baseline(splits.train, [splits.val, splits.test])
             found[name] = Trained(None, val, test)
@@ -238,16 +241,16 @@ def _baselines(spec: ModelSpec, backbone: Any, job: Job, features: FeatureSets |
                 features.train, splits.train.labels, [features.val, features.test], len(splits.train.classes)
             )
             found[name] = Trained(None, val, test)
-        found[name].seconds = time.perf_counter() - started
+        found[name].seconds = time.perf_counter() - started + (features_seconds if name == "knn" else 0.0)
     return found
 
 
-def _scratch(spec: ModelSpec, backbone: Any, job: Job) -> Trained:
+def _scratch(spec: ModelSpec, weights: str, backbone: Any, job: Job) -> Trained:
     """The same model without pretraining, same budget: random weights trained end to end, or, for word
     vectors, random vectors under the same head."""
     if hasattr(backbone, "scratch_copy"):
         random_vectors = backbone.scratch_copy(job.seed)
-        key = [f"{spec.name}.random", f"random seed={job.seed}", f"threads={job.options.threads}"]
+        key = [f"{spec.name}.random", weights, f"random seed={job.seed}", f"threads={job.options.threads}"]
         _, trained = features_head(frozen_features(random_vectors, key, job), job, job.options.head)
         return trained
     return scratch_network(spec, job)
@@ -265,6 +268,7 @@ def _one_seed(spec: ModelSpec, weights: str, job: Job) -> tuple[TransferModel, d
     if options.strategy == "features" or "knn" in options.baseline:  # the pretrained backbone's, before training
         key = [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
         features = frozen_features(backbone, key, job)
+    features_seconds = time.perf_counter() - started
     if options.strategy == "features":
         assert features is not None
         head, trained = features_head(features, job, options.head)
@@ -273,7 +277,10 @@ def _one_seed(spec: ModelSpec, weights: str, job: Job) -> tuple[TransferModel, d
         model = TransferModel(backbone, make_head(options.head, backbone.feature_dim, len(job.splits.train.classes)))
         trained = network_run(model, job, options.strategy)
     trained.seconds = time.perf_counter() - started
-    return model, {f"transfer ({options.strategy})": trained, **_baselines(spec, backbone, job, features)}
+    return model, {
+        f"transfer ({options.strategy})": trained,
+        **_baselines(spec, weights, backbone, job, features, features_seconds),
+    }
 
 
 def finetune(
@@ -352,7 +359,7 @@ def _metrics(
         "seeds": seeds,
         "transfer": transfer,
         "baselines": baselines,
-        "verdict": verdict(transfer, baselines),
+        "verdict": verdict(transfer, baselines, len(test.items)),
         "test": classification_report(test.labels, first[transfer_name].test_scores, test.classes, test.items),
     }
 

@@ -38,9 +38,9 @@ RUN_MARKERS = ("manifest.json", "spec.json", CHECKPOINT)  # a folder holding one
 
 
 def write_json(path: Path, data: Any) -> None:
-    """`data` as indented JSON at `path`, written whole (beside it, then renamed)."""
+    """`data` as indented, strict JSON (no NaN) at `path`, written whole (beside it, then renamed)."""
     partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    partial.write_text(json.dumps(data, indent=2, default=str, allow_nan=False), encoding="utf-8")
     partial.replace(path)
 
 

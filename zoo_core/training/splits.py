@@ -13,13 +13,14 @@ The splits go into the run folder as ``splits.json`` (items and class names), so
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
 from zoo_core.errors import DataError, RunOptionError
 from zoo_core.hashing import file_digest
-from zoo_core.training.data import Dataset, load_dataset, stratified_split
+from zoo_core.training.data import Dataset, load_dataset, same_text, stratified_split
 from zoo_core.training.runfolder import write_json
 
 __all__ = ["Splits", "read_splits", "three_splits", "write_splits"]
@@ -54,27 +55,56 @@ def _held_out(
     return rest, held
 
 
-def _refuse_shared(splits: Splits) -> None:
-    """One line when an image sits in two splits: the same file, or a copy with the same bytes (files are
-    hashed only where sizes collide across splits). Texts may repeat legitimately and are not compared."""
-    if splits.train.kind != "image":
-        return
-    by_size: dict[int, list[tuple[str, str]]] = defaultdict(list)
+def _content_keys(dataset: Dataset, sizes: dict[int, set[str]] | None) -> list[str]:
+    """What makes two items the same: a text's words (case and spacing aside); an image's bytes — hashed only
+    when another split holds a file of its size (`sizes`: file size -> the splits holding one)."""
+    if dataset.kind == "text":
+        return [same_text(item) for item in dataset.items]
+    assert sizes is not None
+    keys = []
+    for item in dataset.items:
+        size = Path(item).stat().st_size
+        keys.append(file_digest(Path(item)) if len(sizes[size]) > 1 else f"{item}\0unique size")
+    return keys
+
+
+def _refuse_shared(splits: Splits, data: Path, given: dict[str, Path | None]) -> None:
+    """One line when an item sits in two splits: the same image file or a copy of its bytes, or the same text.
+    `given` names the splits that came from their own folder or file (--val, --test) rather than from `data`."""
+    sizes: dict[int, set[str]] | None = None
+    if splits.train.kind == "image":
+        sizes = defaultdict(set)
+        for name, dataset in splits.named().items():
+            for item in dataset.items:
+                sizes[Path(item).stat().st_size].add(name)
+    seen: dict[str, tuple[str, str]] = {}
     for name, dataset in splits.named().items():
-        for item in dataset.items:
-            by_size[Path(item).stat().st_size].append((name, item))
-    for same_size in by_size.values():
-        if len({name for name, _ in same_size}) < 2:
-            continue
-        seen: dict[str, tuple[str, str]] = {}
-        for name, item in same_size:
-            where, first = seen.setdefault(file_digest(Path(item)), (name, item))
-            if where != name:
-                copy = "" if Path(first).resolve() == Path(item).resolve() else f" (a copy of {first})"
+        for item, key in zip(dataset.items, _content_keys(dataset, sizes), strict=True):
+            where, first = seen.setdefault(key, (name, item))
+            if where == name:
+                continue
+            if given.get(where) is None and given.get(name) is None:
                 raise DataError(
-                    f"{item}{copy} is in both the {where} and the {name} split: the splits must be disjoint; give "
-                    "--val and --test sets that share no image with the training data"
+                    f"{data} holds {first!r} twice (the second: {item!r}): the random split put the "
+                    f"copies in the {where} and the {name} split; delete one of them"
                 )
+            copy = "" if first == item else f" (the same as {first!r})"
+            raise DataError(
+                f"{item!r}{copy} is in both the {where} and the {name} split: the splits must be disjoint; give "
+                "--val and --test sets that share nothing with the training data"
+            )
+
+
+def _given(path: Path, kind: str, classes: list[str], option: str) -> Dataset:
+    """A split given whole; one that lacks some classes is used, with a warning that names them."""
+    dataset = load_dataset(path, kind, classes)
+    absent = [name for label, name in enumerate(classes) if label not in set(dataset.labels)]
+    if absent:
+        warnings.warn(
+            f"{option} {path}: no items of class(es) {', '.join(absent)}; its figures speak for the other classes only",
+            stacklevel=3,
+        )
+    return dataset
 
 
 def three_splits(
@@ -105,16 +135,16 @@ def three_splits(
         )
     rest = dataset
     if test:
-        test_set = load_dataset(test, kind, dataset.classes)
+        test_set = _given(test, kind, dataset.classes, "--test")
     else:
         rest, test_set = _held_out(dataset, data, test_split, seed, "test", "test", test_split)
     if val:
-        val_set = load_dataset(val, kind, dataset.classes)
+        val_set = _given(val, kind, dataset.classes, "--val")
     else:  # a share of the whole dataset, taken from what the test split left
         share = val_split if test else val_split / (1 - test_split)
         rest, val_set = _held_out(rest, data, share, seed + 1, "validation", "val", val_split)
     splits = Splits(rest, val_set, test_set)
-    _refuse_shared(splits)
+    _refuse_shared(splits, data, {"val": val, "test": test})
     return splits
 
 
@@ -133,6 +163,12 @@ def read_splits(folder: Path, kind: str, classes: list[str]) -> Splits:
     """The splits a run folder recorded, as datasets over the run's `classes`."""
     saved = json.loads((folder / SPLITS_FILE).read_text(encoding="utf-8"))
     index = {name: position for position, name in enumerate(classes)}
+    for name in ("train", "val", "test"):
+        items, labels = saved[name]["items"], saved[name]["labels"]
+        if not (isinstance(items, list) and isinstance(labels, list) and len(items) == len(labels)):
+            raise ValueError(f"split {name!r}: items and labels must be lists of the same length")
+        if not all(isinstance(item, str) for item in items):
+            raise ValueError(f"split {name!r}: every item must be a string (an image path, or a text)")
     return Splits(
         *(
             Dataset(kind, list(saved[name]["items"]), [index[label] for label in saved[name]["labels"]], classes)

@@ -9,11 +9,10 @@ with the best validation loss, never the last.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,7 +26,19 @@ from zoo_core.training.loop import Epoch, train_epochs
 from zoo_core.training.model import TransferModel, make_head
 from zoo_core.training.splits import Splits
 
-__all__ = ["FeatureSets", "Job", "Trained", "distributed", "features_head", "frozen_features", "network_run"]
+if TYPE_CHECKING:
+    from zoo_core.training.run import FinetuneOptions
+
+__all__ = [
+    "FeatureSets",
+    "Job",
+    "Trained",
+    "distributed",
+    "features_head",
+    "frozen_features",
+    "network_run",
+    "scratch_network",
+]
 
 BACKBONE_LR_SCALE = 0.1  # discriminative rates: pretrained layers learn 10x slower than the head
 
@@ -38,7 +49,7 @@ class Job:
 
     splits: Splits
     transform: Any
-    options: Any  # FinetuneOptions
+    options: FinetuneOptions
     seed: int
     checkpoint: Path | None  # None: none kept (baselines, later seeds, processes other than the first)
     resume: bool
@@ -61,7 +72,6 @@ class Trained:
     curve: list[Epoch] | None
     val_scores: np.ndarray
     test_scores: np.ndarray
-    model: nn.Module | None = None  # the transfer model, saved to the run folder
     seconds: float = 0.0  # wall time of its training and scoring, features included
 
 
@@ -102,7 +112,9 @@ def features_head(features: FeatureSets, job: Job, head_kind: str) -> tuple[nn.M
         with torch.no_grad():
             logits = head(val_x)
         loss, accuracy = nn.functional.cross_entropy(logits, val_y), (logits.argmax(1) == val_y).float().mean()
-        curve = [{"epoch": 1, "train_loss": math.nan, "val_loss": float(loss), "val_accuracy": float(accuracy)}]
+        curve = [
+            {"epoch": 1, "val_loss": float(loss), "val_accuracy": float(accuracy)}
+        ]  # fitted at once: no train loss
     else:
         head = make_head(head_kind, features.train.shape[1], classes)
         inputs, labels = torch.tensor(features.train), torch.tensor(train.labels)
@@ -203,7 +215,7 @@ def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool 
     )
     model.load_state_dict(best)
     model.eval()
-    return Trained(curve, _scores(model, job.splits.val, job), _scores(model, job.splits.test, job), model)
+    return Trained(curve, _scores(model, job.splits.val, job), _scores(model, job.splits.test, job))
 
 
 def scratch_network(spec: ModelSpec, job: Job) -> Trained:
