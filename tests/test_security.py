@@ -395,7 +395,8 @@ def test_the_features_cache_is_keyed_on_the_weights(
 
     words = {"cat": "pet", "dog": "pet", "bank": "money", "loan": "money"}
     data = tmp_path / "texts.csv"
-    data.write_text("text,label\n" + "".join(f"{word} {word},{label}\n" for word, label in words.items()) * 3)
+    rows = [f"{' '.join([word] * repeat)},{label}\n" for repeat in (1, 2, 3) for word, label in words.items()]
+    data.write_text("text,label\n" + "".join(rows))  # different texts (a repeated one stays on one side of a split)
     vectors = tmp_path / "published" / "vectors.txt"
     vectors.parent.mkdir()
     registry = tmp_path / "vectors.toml"

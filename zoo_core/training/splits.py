@@ -47,10 +47,13 @@ def _held_out(
     for label, name in enumerate(dataset.classes):
         if label not in held_labels or label not in kept:
             count = counts[label]
+            texts = {same_text(item) for item, of in zip(dataset.items, dataset.labels, strict=True) if of == label}
+            distinct = f" ({len(texts)} different: a repeated text stays on one side)" if len(texts) < count else ""
+            items = f"{count} item{'s' if count != 1 else ''}"
             raise DataError(
-                f"{data}: class '{name}' has {count} item{'s' if count != 1 else ''} left, too few for a {split} "
-                f"split beside training (--{option}-split {given:g}); add items (3 or more per class), or give the "
-                f"{split} set as its own folder or file with --{option}"
+                f"{data}: class '{name}' has {items} left{distinct}, too few for a {split} split beside training "
+                f"(--{option}-split {given:g}); add items (3 or more per class), or give the {split} set as its own "
+                f"folder or file with --{option}"
             )
     return rest, held
 
