@@ -89,7 +89,8 @@ class WordVectors:
         """The same vocabulary with random vectors of the same scale: the "no pretraining" baseline."""
         rng = np.random.default_rng(seed)
         scale = float(np.asarray(self.matrix[: min(len(self.words), 10_000)]).std())
-        random = rng.normal(0.0, scale, size=self.matrix.shape).astype(np.float32)
+        random = rng.standard_normal(self.matrix.shape, dtype=np.float32)  # float32 throughout: half the memory
+        random *= scale
         return WordVectors(self.words, random, self.lowercase, f"{self.name} (random)")
 
     def embedding(self, frozen: bool = True) -> Any:
