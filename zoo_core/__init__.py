@@ -45,7 +45,8 @@ from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
 from zoo_core.zeroshot import zero_shot
 
-__all__ = [  # Backbone, Predictor and export_onnx are reached lazily (see __getattr__): they import torch/ORT
+# Backbone, LayerGroup, Predictor and export_onnx are reached lazily (see __getattr__): they import torch/ORT
+__all__ = [
     "ArchiveError",
     "Catalogue",
     "CheckReport",
@@ -143,11 +144,12 @@ def list_models(
 
 
 def __getattr__(name: str) -> object:
-    """`Backbone`, `Predictor` and `export_onnx` without importing torch or onnxruntime until asked for."""
-    if name == "Backbone":
-        from zoo_core.backbone import Backbone
+    """`Backbone`, `LayerGroup`, `Predictor` and `export_onnx` without importing torch or onnxruntime until
+    asked for."""
+    if name in ("Backbone", "LayerGroup"):
+        from zoo_core import backbone
 
-        return Backbone
+        return getattr(backbone, name)
     if name == "Predictor":
         from zoo_core.runtime import Predictor
 

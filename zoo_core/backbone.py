@@ -23,6 +23,9 @@ from zoo_core.specs import ModelSpec
 
 __all__ = ["Backbone", "LayerGroup"]
 
+# what every plugin's Backbone defines: the base class raises NotImplementedError for each (checked at construction)
+PROVIDED = ("feature_dim", "features", "reset_head", "layer_groups", "drop_last")
+
 
 @dataclass(frozen=True, eq=False)
 class LayerGroup:
@@ -39,6 +42,12 @@ class Backbone(nn.Module):
     """A network with `features`, a head (`forward` gives logits), and `layer_groups`, head last."""
 
     def __init__(self, spec: ModelSpec) -> None:
+        missing = [name for name in PROVIDED if getattr(type(self), name) is getattr(Backbone, name)]
+        if missing:
+            raise TypeError(
+                f"{type(self).__qualname__} does not define {', '.join(missing)}: a Backbone subclass provides "
+                f"{', '.join(PROVIDED)} (see docs/plugins.md)"
+            )
         super().__init__()
         self.spec = spec
         self._frozen: tuple[LayerGroup, ...] = ()
