@@ -19,13 +19,13 @@ from typing import Any
 
 def run(out: Path, repeats: int = 1) -> dict[str, dict[str, Any]]:
     """Every run's metrics, by label."""
-    from zoo_core.training.digits import comparison, develop_source, write_digits
+    from zoo_core.training.digits import comparison, develop_source, run_folder, write_digits
     from zoo_core.training.run import finetune
 
     folders = write_digits(out / "data")
     develop_source(folders, out / "source-model", "digits-0-4.resnet10t")
     return {
-        label: finetune(name, folders.train, out / label.replace(" ", "-"), options)
+        label: finetune(name, folders.train, run_folder(out, label), options)
         for label, (name, options) in comparison(folders, "digits-0-4.resnet10t", repeats).items()
     }
 

@@ -209,11 +209,14 @@ def test_quickstart_runs_the_whole_path_offline(
     ranked = [line.split(". ", 1)[1].rsplit(": ", 1) for line in out.splitlines() if line.startswith("   ")]
     # every method once, in the order of the test figures its run folder recorded
     measured = {}
-    for run in ("efficientnet_lite0-features", "efficientnet_lite0-fine-tuned", "digits-source-model"):
-        metrics = json.loads((tmp_path / "qs" / run / "metrics.json").read_text())
-        measured[run.replace("-", " ").replace("fine tuned", "fine-tuned")] = metrics["transfer"]["test"]["accuracy"][
-            "mean"
-        ]
+    folders = {
+        "efficientnet_lite0 features": "efficientnet_lite0-features",
+        "efficientnet_lite0 fine-tuned": "efficientnet_lite0-fine-tuned",
+        "digits source model": "digits-source-model",
+    }
+    for label, folder in folders.items():
+        metrics = json.loads((tmp_path / "qs" / folder / "metrics.json").read_text())
+        measured[label] = metrics["transfer"]["test"]["accuracy"]["mean"]
         measured |= {name: b["test"]["accuracy"]["mean"] for name, b in metrics["baselines"].items()}
     assert [name for name, _ in ranked] == sorted(measured, key=lambda name: -measured[name])
     assert {name: f"{measured[name]:.1%}" for name in measured} == dict(ranked)

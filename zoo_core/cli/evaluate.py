@@ -105,9 +105,10 @@ def _export_inputs(folder: Path, data: Path | None, out: Path | None) -> tuple[P
 def _on_export(folder: Path, data: Path, batch_size: int | None, provider: str) -> tuple[Any, Any, dict[str, str]]:
     """(dataset, scores, what was measured) for an export folder on onnxruntime."""
     from zoo_core.runtime import Predictor
+    from zoo_core.training.data import dataset_kind
 
     predictor = Predictor(folder, provider)
-    dataset = _dataset(data, "image" if predictor.modality == "image" else "text", predictor.labels)
+    dataset = _dataset(data, dataset_kind(predictor.modality), predictor.labels)
     scores = predictor.scores(dataset.items, batch_size or 32)
     return dataset, scores, {"data": str(data), "model": str(folder), "runtime": f"onnxruntime {predictor.provider}"}
 

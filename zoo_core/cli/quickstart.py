@@ -31,7 +31,7 @@ def quickstart_command(state: State, /, out: Path) -> None:
     """
     from zoo_core.compatibility import check
     from zoo_core.settings import Settings
-    from zoo_core.training.digits import PRETRAINED, comparison, develop_source, ranking, write_digits
+    from zoo_core.training.digits import PRETRAINED, comparison, develop_source, ranking, run_folder, write_digits
     from zoo_core.training.run import finetune
     from zoo_core.user_registry import user_registry
 
@@ -58,7 +58,7 @@ def quickstart_command(state: State, /, out: Path) -> None:
     )
     results = {}
     for label, (name, options) in comparison(folders, SOURCE_NAME).items():
-        folder = out / label.replace(" ", "-")
+        folder = run_folder(out, label)
         results[label] = metrics = finetune(state.catalogue().get(name), folders.train, folder, options)
         test = metrics["transfer"]["test"]["accuracy"]["mean"]
         click.echo(f"{next(step)}. {label}: test accuracy {test:.1%} on {metrics['sizes']['test']} images ({folder})")
@@ -67,7 +67,7 @@ def quickstart_command(state: State, /, out: Path) -> None:
         click.echo(f"   {place}. {method}: {summary['test']['accuracy']['mean']:.1%}")
     # chosen on validation accuracy: the test split chooses nothing, not even which model ships
     shipped = max(results, key=lambda label: results[label]["transfer"]["val_accuracy"]["mean"])
-    _ship(out, out / shipped.replace(" ", "-"), folders.test, next(step))
+    _ship(out, run_folder(out, shipped), folders.test, next(step))
     click.echo(f"done in {time.perf_counter() - started:.0f} s; everything is under {out}")
 
 

@@ -17,7 +17,7 @@ from zoo_core.errors import DataError
 from zoo_core.images import class_folders, labelled_images, read_headers
 from zoo_core.textdata import read_texts
 
-__all__ = ["Dataset", "load_dataset", "same_text", "stratified_split"]
+__all__ = ["Dataset", "dataset_kind", "load_dataset", "same_text", "stratified_split"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,11 @@ def load_dataset(data: Path, modality: str, classes: list[str] | None = None) ->
         raise DataError(f"{data}: labels {unknown} are not among the training classes {names}")
     index = {name: position for position, name in enumerate(names)}
     return Dataset(kind, [item for item, _ in pairs], [index[label] for _, label in pairs], names)
+
+
+def dataset_kind(modality: str) -> str:
+    """The kind of a model's datasets: "image", or "text" (for text encoders and word vectors alike)."""
+    return "image" if modality == "image" else "text"
 
 
 def same_text(text: str) -> str:

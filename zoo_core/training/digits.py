@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["DigitFolders", "comparison", "develop_source", "ranking", "write_digits"]
+__all__ = ["DigitFolders", "comparison", "develop_source", "ranking", "run_folder", "write_digits"]
 
 SOURCE_DIGITS = range(5)
 
@@ -80,6 +80,11 @@ def comparison(folders: DigitFolders, source_name: str, repeats: int = 1) -> dic
         f"{PRETRAINED} fine-tuned": (PRETRAINED, replace(longer, strategy="finetune")),
         "digits source model": (source_name, replace(longer, head="logreg", baseline=("scratch",))),
     }
+
+
+def run_folder(out: Path, label: str) -> Path:
+    """Where the comparison run `label` is written under `out`."""
+    return out / label.replace(" ", "-")
 
 
 def ranking(results: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

@@ -44,6 +44,7 @@ from zoo_core.errors import DataError, RunOptionError
 from zoo_core.loading import load
 from zoo_core.sources import default_catalogue
 from zoo_core.specs import ModelSpec
+from zoo_core.training.data import dataset_kind
 from zoo_core.training.model import TransferModel, make_head
 from zoo_core.training.report import curve_gains, method_summary, plot_curves, verdict
 from zoo_core.training.runfolder import CHECKPOINT, staged_run, write_json
@@ -304,7 +305,7 @@ def finetune(
         test=str(Path(options.test).resolve()) if options.test else None,
     )
     transform = usable_transform(spec, data)
-    kind = "image" if spec.modality == "image" else "text"
+    kind = dataset_kind(spec.modality)
     seeds = [options.seed + repeat for repeat in range(options.repeats)]
     splits = [run_splits(data, kind, options, seed) for seed in seeds]  # every refusal before anything is written
     rank, world = distributed()

@@ -22,6 +22,7 @@ from typing import Any
 from zoo_core.catalogue import Catalogue
 from zoo_core.errors import RunFolderError, RunOptionError
 from zoo_core.specs import ModelSpec
+from zoo_core.training.data import dataset_kind
 from zoo_core.training.splits import SPLITS_FILE, Splits, read_splits
 
 __all__ = ["SavedRun", "load_run"]
@@ -48,12 +49,7 @@ class SavedRun:
 
     @property
     def kind(self) -> str:
-        return _kind(self.spec)
-
-
-def _kind(spec: ModelSpec) -> str:
-    """The kind of the model's datasets: "image", or "text" (for text encoders and word vectors alike)."""
-    return "image" if spec.modality == "image" else "text"
+        return dataset_kind(self.spec.modality)
 
 
 def _read_json(path: Path) -> Any:
@@ -222,7 +218,7 @@ def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) 
     options = _options(folder / "manifest.json", manifest["options"])
     classes = _classes(folder)
     spec = catalogue.get(manifest["model"])
-    splits = _splits(folder, _kind(spec), classes)
+    splits = _splits(folder, dataset_kind(spec.modality), classes)
     if splits is not None and verify_splits:
         _verify_splits(splits, manifest, folder)
     model = _model(folder, spec, options, len(classes))

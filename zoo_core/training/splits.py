@@ -47,8 +47,10 @@ def _held_out(
     for label, name in enumerate(dataset.classes):
         if label not in held_labels or label not in kept:
             count = counts[label]
-            texts = {same_text(item) for item, of in zip(dataset.items, dataset.labels, strict=True) if of == label}
-            distinct = f" ({len(texts)} different: a repeated text stays on one side)" if len(texts) < count else ""
+            distinct = ""
+            if dataset.kind == "text":  # repeated texts move together: fewer different ones than items
+                texts = {same_text(item) for item, of in zip(dataset.items, dataset.labels, strict=True) if of == label}
+                distinct = f" ({len(texts)} different: a repeated text stays on one side)" if len(texts) < count else ""
             items = f"{count} item{'s' if count != 1 else ''}"
             raise DataError(
                 f"{data}: class '{name}' has {items} left{distinct}, too few for a {split} split beside training "
