@@ -1,18 +1,35 @@
-"""Plugin discovery through entry points, plugin states, and the environment switches."""
+"""Plugin discovery through entry points, plugin states (failures remembered across commands), the
+environment switches, the test fixtures, and which plugins' answers a block of work used."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Run
 
 import zoo_core
-from zoo_core import PluginUnavailableError, Requirement, hookimpl
-from zoo_core.plugins import build_backbone, each_result, get_plugin_manager, plugin_statuses, reset_plugin_manager
+from zoo_core import ModelSpec, PluginUnavailableError, Requirement, hookimpl
+from zoo_core.compatibility import check
+from zoo_core.errors import PluginError, PluginWarning
+from zoo_core.plugins import (
+    build_backbone,
+    each_result,
+    get_plugin_manager,
+    plugin_distribution,
+    plugin_statuses,
+    reset_plugin_manager,
+    used_plugins,
+)
 from zoo_core.sources import reset_catalogue
-from zoo_core.testing import FakePlugin
+from zoo_core.testing import FakePlugin, plugin_registered
+
+Register = Callable[[object, str], None]
+WHEN = r"\(\d{4}-\d\d-\d\d \d\d:\d\d\)"  # when a hook failed, as `zoo plugins` shows it
 
 
 def states() -> dict[str, tuple[str, str | None, str | None]]:
@@ -42,15 +59,18 @@ def test_a_plugin_missing_a_module_is_unavailable_with_the_install_hint(
         build_backbone(zoo_core.get("fakenet_tiny"), None)
 
 
-def test_a_plugin_that_raises_is_reported_and_skipped(register_plugin: Callable[[object, str], None]) -> None:
+def test_a_plugin_that_raises_is_reported_and_skipped(register_plugin: Register) -> None:
     class Broken:
         @hookimpl
         def register_models(self) -> list[object]:
             raise RuntimeError("catalogue file is corrupt")
 
     register_plugin(Broken(), "broken")
-    assert "resnet18" in zoo_core.load_catalogue()  # the other plugins still contribute
-    assert states()["broken"] == ("error", "register_models raised RuntimeError: catalogue file is corrupt", None)
+    with pytest.warns(PluginWarning, match=r"^plugin 'broken' failed: register_models raised RuntimeError"):
+        assert "resnet18" in zoo_core.load_catalogue()  # the other plugins still contribute
+    state, reason, hint = states()["broken"]
+    assert (state, hint) == ("error", None)
+    assert re.fullmatch(rf"register_models raised RuntimeError: catalogue file is corrupt {WHEN}", reason or "")
 
 
 def test_a_plugin_that_fails_to_import_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,13 +108,40 @@ def test_autoload_can_be_disabled(monkeypatch: pytest.MonkeyPatch, fake_plugin: 
     assert "resnet18" not in zoo_core.load_catalogue()
 
 
-def test_tracing_prints_hook_calls(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tracing_prints_each_call_in_call_order(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_plugin: FakePlugin,
+    register_plugin: Register,
+) -> None:
+    class Early:
+        @hookimpl(tryfirst=True)
+        def build_backbone(self, spec: ModelSpec, weights_dir: Path | None) -> None:
+            return None
+
+    class Late:
+        @hookimpl
+        def build_backbone(self, spec: ModelSpec, weights_dir: Path | None) -> None:
+            return None
+
+    spec = zoo_core.get("fakenet_tiny")
     monkeypatch.setenv("ZOO_TRACE_PLUGINS", "1")
     reset_plugin_manager()
-    zoo_core.load_catalogue()
+    register_plugin(Early(), "early")  # registered first, asked first: tryfirst
+    register_plugin(fake_plugin, "fake")
+    register_plugin(Late(), "late")  # the most recently registered of the others: asked before "fake"
+    capsys.readouterr()
+    build_backbone(spec, None)
     err = capsys.readouterr().err
-    assert "zoo trace: register_models() -> [timm]" in err
-    assert "zoo trace: register_models returned [[PosixPath(" in err
+    lines = err[err.index("zoo trace: build_backbone(") :].splitlines()  # after plugin_requirements' calls
+    assert re.fullmatch(
+        r"zoo trace: build_backbone\(spec=ModelSpec\(.*, weights_dir=None\) asks, in order: (.*)", lines[0]
+    )
+    asked = lines[0].rsplit(": ", 1)[1].split(", ")
+    assert asked[:3] == ["early", "late", "fake"] and {"timm", "transformers"} <= set(asked[3:])
+    assert lines[1:3] == ["zoo trace:   early returned None", "zoo trace:   late returned None"]
+    assert lines[3].startswith("zoo trace:   fake returned FakeBackbone(spec=ModelSpec(name='fakenet_tiny.v1'")
+    assert len(lines) == 4  # the first answer wins: no other plugin is asked
 
 
 def test_plugin_modules_stay_light() -> None:
@@ -103,3 +150,104 @@ def test_plugin_modules_stay_light() -> None:
     assert "import timm" not in source and "import torch" not in source
     timm = dict(each_result("plugin_requirements"))["timm"]
     assert {requirement.module for requirement in timm} >= {"torch", "timm"}
+
+
+class Flaky:
+    """A plugin that raises in build_backbone and check_input while `broken`; it builds models it owns."""
+
+    def __init__(self) -> None:
+        self.broken = True
+
+    @hookimpl
+    def build_backbone(self, spec: ModelSpec, weights_dir: Path | None) -> str | None:
+        if self.broken:
+            raise ValueError("boom")
+        return "built" if spec.plugin == "flaky" else None
+
+    @hookimpl
+    def check_input(self, spec: ModelSpec, data: object, report: object) -> None:
+        if self.broken:
+            raise TypeError("bad data")
+
+
+def test_a_failing_hook_is_shown_by_a_later_command_until_it_succeeds(
+    fake_plugin: FakePlugin, register_plugin: Register, zoo: Run
+) -> None:
+    flaky = Flaky()
+    register_plugin(flaky, "flaky")
+    image, text = zoo_core.get("fakenet_tiny"), zoo_core.get("fakebert.v1")
+    with pytest.warns(PluginWarning, match="plugin 'flaky'"):
+        build_backbone(image, None)
+    with pytest.warns(PluginWarning, match="plugin 'flaky'"):
+        check(text, ["some text"])
+    reset_plugin_manager()  # as in a new process, with the same plugins installed
+    register_plugin(fake_plugin, "fake")
+    register_plugin(flaky, "flaky")
+    code, out, _ = zoo("plugins")
+    assert code == 0 and re.search(r"^flaky +- +- +error +0 +-$", out, re.MULTILINE), out
+    line = re.escape("flaky: error: build_backbone raised ValueError: boom ") + WHEN
+    line += re.escape("; check_input raised TypeError: bad data ") + WHEN
+    assert re.search(rf"^{line}$", out, re.MULTILINE), out
+    flaky.broken = False
+    build_backbone(image, None)  # flaky answers None: its build_backbone works again
+    reset_plugin_manager()
+    register_plugin(flaky, "flaky")
+    assert re.fullmatch(rf"check_input raised TypeError: bad data {WHEN}", states()["flaky"][1] or "")
+    check(text, ["some text"])
+    reset_plugin_manager()
+    register_plugin(flaky, "flaky")
+    assert states()["flaky"] == ("ok", None, None)
+
+
+def test_a_plugin_in_error_is_asked_again_for_its_own_model(fake_plugin: FakePlugin, register_plugin: Register) -> None:
+    flaky = Flaky()
+    register_plugin(flaky, "flaky")
+    spec = dataclasses.replace(zoo_core.get("fakenet_tiny"), name="flakynet.v1", plugin="flaky")
+    with pytest.raises(PluginError, match=r"^plugin 'flaky' failed for 'flakynet.v1': build_backbone raised Val"):
+        build_backbone(spec, None)
+    assert states()["flaky"][0] == "error"
+    flaky.broken = False  # the cause is gone (a file replaced, the network back)
+    assert build_backbone(spec, None) == "built" and states()["flaky"][0] == "ok"
+
+
+def test_register_plugin_replaces_an_installed_plugin_for_the_block() -> None:
+    class MyWordvec:
+        @hookimpl
+        def build_backbone(self, spec: ModelSpec, weights_dir: Path | None) -> str | None:
+            return "mine" if spec.plugin == "wordvec" else None
+
+    manager = get_plugin_manager()
+    installed = manager.get_plugin("wordvec")
+    spec = next(each for each in zoo_core.list_models(plugin="wordvec"))
+    with plugin_registered(MyWordvec(), "wordvec"):
+        assert build_backbone(spec, None) == "mine"
+        assert [name for name, plugin in manager.list_name_plugin()].count("wordvec") == 1
+    assert manager.get_plugin("wordvec") is installed is not None
+
+
+def test_the_register_plugin_fixture_accepts_an_installed_name(register_plugin: Register) -> None:
+    mine = FakePlugin()
+    register_plugin(mine, "wordvec")  # the docs' example, as a plugin's author runs it: their plugin installed
+    assert get_plugin_manager().get_plugin("wordvec") is mine
+
+
+def test_used_plugins_records_the_answers_used_in_a_block(fake_plugin: FakePlugin, register_plugin: Register) -> None:
+    class Silent:
+        @hookimpl
+        def check_input(self, spec: ModelSpec, data: object, report: object) -> list[object]:
+            return []  # nothing to add: not a use
+
+    register_plugin(Silent(), "silent")
+    with used_plugins() as outer:
+        build_backbone(zoo_core.get("fakenet_tiny"), None)
+        with used_plugins() as inner:
+            check(zoo_core.get("fakebert.v1"), ["some text"])
+        assert inner == {"fake": {"check_input"}}
+    assert outer == {"fake": {"build_backbone", "check_input"}}
+    build_backbone(zoo_core.get("fakenet_tiny"), None)
+    assert outer == {"fake": {"build_backbone", "check_input"}}  # outside the block: not recorded
+
+
+def test_plugin_distribution_names_the_installed_distribution(fake_plugin: FakePlugin) -> None:
+    assert plugin_distribution("timm") == ("zoo-tl", zoo_core.__version__)
+    assert plugin_distribution("fake") == (None, None)  # registered in memory

@@ -123,3 +123,22 @@ def test_a_corrupt_cached_index_is_rebuilt(write_registry: Callable[..., Path], 
     cached.write_bytes(b"not a database" * 100)
     assert "mine.v1" in load_catalogue([path])
     assert cached.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_a_plugins_bad_entry_is_skipped_and_its_other_entries_load(
+    register_plugin: Callable[[object, str], None],
+) -> None:
+    def entry(name: str, **changed: object) -> dict[str, object]:
+        common = {"plugin": "mine", "arch": "a", "family": "f", "task": "t", "modality": "text"}
+        return {"name": name, **common, "source": {"hub": "o/r"}, "input": {"tokenizer": "t"}, **changed}
+
+    class Entries:
+        @hookimpl
+        def register_models(self) -> list[dict[str, object]]:
+            return [entry("mine.first"), entry("mine.broken", modality="sound"), entry("mine.last")]
+
+    register_plugin(Entries(), "mine")
+    with pytest.warns(RegistryWarning, match=r"^plugin 'mine': model 'mine\.broken': field 'modality'"):
+        catalogue = load_catalogue()
+    assert "mine.first" in catalogue and "mine.last" in catalogue
+    assert "mine.broken" not in catalogue

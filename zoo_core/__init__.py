@@ -13,6 +13,7 @@ Importing zoo_core is cheap: nothing here imports torch, timm, transformers or o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, Filters, parse_count
@@ -37,13 +38,18 @@ from zoo_core.errors import (
     WeightsFormatError,
     ZooError,
 )
-from zoo_core.hookspecs import hookimpl
+from zoo_core.hookspecs import Requirement, hookimpl
 from zoo_core.loading import load
-from zoo_core.plugins import Requirement
 from zoo_core.registry import parse_spec
 from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
 from zoo_core.zeroshot import zero_shot
+
+if TYPE_CHECKING:  # typed for subclassing and calls; at run time `__getattr__` imports them when first used
+    from zoo_core.backbone import Backbone as Backbone
+    from zoo_core.backbone import LayerGroup as LayerGroup
+    from zoo_core.export import export_onnx as export_onnx
+    from zoo_core.runtime import Predictor as Predictor
 
 # Backbone, LayerGroup, Predictor and export_onnx are reached lazily (see __getattr__): they import torch/ORT
 __all__ = [
@@ -151,11 +157,11 @@ def __getattr__(name: str) -> object:
 
         return getattr(backbone, name)
     if name == "Predictor":
-        from zoo_core.runtime import Predictor
+        from zoo_core.runtime import Predictor as Predictor
 
         return Predictor
     if name == "export_onnx":
-        from zoo_core.export import export_onnx
+        from zoo_core.export import export_onnx as export_onnx
 
         return export_onnx
     raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")

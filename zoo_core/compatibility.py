@@ -1,9 +1,12 @@
-"""`zoo_core.check`: does the user's data fit a model? Answered by the plugin for the data's modality."""
+"""`zoo_core.check`: does the user's data fit a model? zoo's own check for the modality, then the plugins'."""
 
 from __future__ import annotations
 
-from zoo_core.checks import CheckReport
-from zoo_core.plugins import check_input
+import dataclasses
+from collections.abc import Iterator
+
+from zoo_core.checks import CheckReport, Finding
+from zoo_core.plugins import each_result
 from zoo_core.sources import default_catalogue
 from zoo_core.specs import ModelSpec
 
@@ -12,6 +15,28 @@ __all__ = ["check"]
 
 def check(model: str | ModelSpec, data: object) -> CheckReport:
     """Findings (ok / warn / error, each with its fix) for `data` against the model's input, and the
-    preprocessing transform built from the spec. `data` is a path (file or folder) or an in-memory batch."""
+    preprocessing transform built from the spec. `data` is a path (file or folder) or an in-memory batch.
+
+    zoo's findings come first (`zoo_core.input_check`), then those each plugin's `check_input` adds, in call
+    order. A plugin that fails is an error for its own models and skipped for others' (`each_result`).
+    """
+    from zoo_core.input_check import check_data  # the checks load when data is checked, not on `import zoo_core`
+
     spec = model if isinstance(model, ModelSpec) else default_catalogue().get(model)
-    return check_input(spec, data)
+    if isinstance(data, Iterator):  # read once here, so the plugins after zoo's check see the same texts
+        data = list(data)
+    report = check_data(spec, data)
+    answers = each_result(
+        "check_input", owner=spec.plugin, check=_findings_problem, spec=spec, data=data, report=report
+    )
+    added = [finding for _, findings in answers for finding in findings]
+    return dataclasses.replace(report, findings=(*report.findings, *added))
+
+
+def _findings_problem(answer: object) -> str | None:
+    """What is wrong with a `check_input` answer, or None: it must be a list of `Finding`."""
+    strays = [each for each in answer if not isinstance(each, Finding)] if isinstance(answer, list) else [answer]
+    if not strays:
+        return None
+    held = "a list holding " if isinstance(answer, list) else ""
+    return f"returned {held}a {type(strays[0]).__name__}, not a list of Finding"

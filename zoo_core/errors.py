@@ -20,6 +20,7 @@ __all__ = [
     "NotCachedError",
     "PluginError",
     "PluginUnavailableError",
+    "PluginWarning",
     "RegistryError",
     "RegistryWarning",
     "RunFolderBusyError",
@@ -70,6 +71,10 @@ class PluginError(ZooError, RuntimeError):
 
 class PluginUnavailableError(PluginError, ImportError):
     """The plugin a model needs is not installed, or is missing one of its dependencies."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed in a hook called for another plugin's model (or for none) and was skipped; zoo carried on."""
 
 
 # --- downloads and the cache -------------------------------------------------------------------------

@@ -21,15 +21,16 @@ import os
 import sqlite3
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, write_index
 from zoo_core.errors import RegistryError, RegistryWarning
 from zoo_core.plugins import each_result
-from zoo_core.registry import check_spec, read_registry_file
+from zoo_core.registry import check_spec, parse_spec, read_registry_file
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 from zoo_core.user_registry import user_registry
@@ -40,7 +41,8 @@ _CACHES_KEPT = 8
 # The index is derived by this code too: a changed module (a new zoo, or a developer's edit) rebuilds it.
 _INDEX_CODE = ("catalogue.py", "registry.py", "specs.py", "validate.py")
 
-Source = Path | tuple[str, list[ModelSpec]]  # a registry file, or (plugin origin, specs it built)
+# a registry file, or (plugin origin, what its register_models returned in code: entries or specs)
+Source = Path | tuple[str, list[ModelSpec | dict[str, Any]]]
 
 
 def builtin_registry() -> Path:
@@ -51,19 +53,22 @@ def builtin_registry() -> Path:
 def _plugin_sources() -> list[Source]:
     sources: list[Source] = []
     for plugin, returned in each_result("register_models"):
-        specs = []
-        for item in returned:
+        offered: list[ModelSpec | dict[str, Any]] = []
+        for item in returned if isinstance(returned, list | tuple) else [returned]:
             if isinstance(item, Path):
                 sources.append(item)
             elif isinstance(item, ModelSpec):
-                specs.append(item)
+                offered.append(item)
+            elif isinstance(item, Mapping):
+                offered.append(dict(item))
             else:
                 message = (
-                    f"plugin '{plugin}': register_models returned a {type(item).__name__}, not a ModelSpec or Path"
+                    f"plugin '{plugin}': register_models returned a {type(item).__name__}, "
+                    "not a registry entry (a mapping), a Path or a ModelSpec"
                 )
                 warnings.warn(message, RegistryWarning, stacklevel=2)
-        if specs:
-            sources.append((f"plugin '{plugin}'", specs))
+        if offered:
+            sources.append((f"plugin '{plugin}'", offered))
     return sources
 
 
@@ -79,8 +84,9 @@ def _fingerprint(sources: Sequence[Source]) -> str:
             except OSError:
                 digest.update(f"missing {source}\n".encode())
         else:
-            origin, specs = source
-            digest.update(json.dumps([origin, [spec.to_dict() for spec in specs]], default=str).encode())
+            origin, offered = source
+            items = [item.to_dict() if isinstance(item, ModelSpec) else item for item in offered]
+            digest.update(json.dumps([origin, items], default=repr, sort_keys=True).encode())
     return digest.hexdigest()[:32]
 
 
@@ -94,9 +100,12 @@ def _merge(sources: Sequence[Source]) -> tuple[list[ModelSpec], list[str]]:
         else:
             origin, offered = source
             specs = []
-            for spec in offered:  # a plugin's own specs pass the same checks as registry entries
+            for item in offered:  # each entry on its own, checked as a registry file's entries are
                 try:
-                    specs.append(check_spec(spec, spec.origin or origin))
+                    if isinstance(item, ModelSpec):
+                        specs.append(check_spec(item, item.origin or origin))
+                    else:
+                        specs.append(parse_spec(item, origin))
                 except RegistryError as error:
                     notes.append(str(error))
         for spec in specs:

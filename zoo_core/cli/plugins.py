@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 
 from zoo_core.cli import State
-from zoo_core.cli.output import print_json, print_table
+from zoo_core.cli.output import print_json, print_table, printable
 from zoo_core.plugins import plugin_statuses
 
 __all__ = ["COMMANDS"]
@@ -17,7 +17,11 @@ __all__ = ["COMMANDS"]
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.pass_obj
 def plugins_command(state: State, /, as_json: bool) -> None:
-    """List plugins: distribution, version, status, model families and counts."""
+    """List plugins: distribution, version, status, model families and counts.
+
+    A plugin is in error when it failed to import, or when a hook of its version failed in this or an earlier
+    command and has not succeeded since; the line under the table says which hook, what it raised and when.
+    """
     catalogue = state.catalogue()  # loading it first records plugins that fail in register_models
     rows = []
     for status in plugin_statuses():
@@ -37,7 +41,7 @@ def plugins_command(state: State, /, as_json: bool) -> None:
     for row in rows:
         if row["state"] != "ok":
             fix = f" — fix: {row['hint']}" if row["hint"] else ""
-            click.echo(f"{row['name']}: {row['state']}: {row['reason']}{fix}")
+            click.echo(printable(f"{row['name']}: {row['state']}: {row['reason']}{fix}"))  # reasons quote plugins
 
 
 def _families(counts: dict[str, int], shown: int = 5) -> str:

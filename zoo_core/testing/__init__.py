@@ -6,15 +6,29 @@ Use them from any project that has zoo installed; none is autouse::
         register_plugin(my_plugin, "mine")
         assert zoo_core.get("my-net.v1").plugin == "mine"
 
-- `zoo_env`: ``ZOO_HOME`` and ``HF_HOME`` in a temporary folder, zoo's switches cleared, caches reset.
-- `register_plugin`: register an in-memory plugin for one test; it is removed afterwards.
-- `fake_plugin`: a registered `FakePlugin` ("fake") with three tiny models and every model hook.
+- `zoo_env`: yields the ``ZOO_HOME`` `Path` of this test, a fresh folder under ``tmp_path`` (not created
+  until zoo writes to it); ``HF_HOME`` is ``tmp_path / "hf-home"``; zoo's switches (``ZOO_REGISTRY``,
+  ``ZOO_DISABLE_PLUGIN*``, ``ZOO_TRACE_PLUGINS``) and ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN`` are
+  unset; the plugin manager and the catalogue are made afresh. Installed (entry-point) plugins stay loaded.
+- `register_plugin`: a function ``register(plugin, name)`` adding an in-memory plugin for one test. An
+  installed plugin of that name (yours, when you test your own plugin) is unregistered for the test and
+  registered again afterwards, so a plugin's tests run the same whether it is installed or not.
+- `fake_plugin`: a `FakePlugin` registered as "fake". Its models: ``fakenet_tiny.v1`` (alias
+  ``fakenet_tiny``, image 3x32x32, 1,000 parameters, tag "toy"), ``fakenet_large.v1`` (image, 5M) and
+  ``fakebert.v1`` (text, tokenizer "fake/tokenizer", 16 tokens), all family "fakenet", licence "mit", hub
+  repo ``fake/NAME``. Its hooks: `plugin_requirements` (none), `register_models` (those three),
+  `build_backbone` (a `FakeBackbone` recording its arguments), `check_input` (one finding, check "fake":
+  ok when the data is truthy, else an error) and `convert_weights` (format "fake": copies the file).
 - `hub`: a running `zoo_core.testing.hub.HubServer` on 127.0.0.1, with ``HF_ENDPOINT`` pointing at it.
+  ``hub.add_repo(repo, {name: bytes})`` serves files; ``hub.fail(repo, name, fault, times=N)`` spoils the
+  next N requests of a file: ``"flip"`` (a byte changed) and ``"cut"`` (the connection closed halfway) act
+  on GETs, an HTTP status such as ``"500"`` on HEAD and GET alike; then the file is served intact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +42,7 @@ from zoo_core.sources import reset_catalogue, use_registry_files
 from zoo_core.specs import ModelSpec
 from zoo_core.testing.hub import HubServer, running_hub
 
-__all__ = ["FakeBackbone", "FakePlugin", "fake_plugin", "hub", "register_plugin", "zoo_env"]
+__all__ = ["FakeBackbone", "FakePlugin", "fake_plugin", "hub", "plugin_registered", "register_plugin", "zoo_env"]
 
 _SWITCHES = (
     "ZOO_REGISTRY",
@@ -57,24 +71,29 @@ def zoo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     reset_catalogue()
 
 
+@contextmanager
+def plugin_registered(plugin: object, name: str) -> Iterator[None]:
+    """For the block, `plugin` is the plugin called `name`; one installed under that name steps aside."""
+    manager = get_plugin_manager()
+    installed = manager.unregister(name=name) if manager.get_plugin(name) is not None else None
+    manager.register(plugin, name=name)
+    reset_catalogue()
+    try:
+        yield
+    finally:
+        manager = get_plugin_manager()  # the same one, unless the test made a new one (then nothing to undo)
+        if manager.get_plugin(name) is plugin:
+            manager.unregister(name=name)
+            if installed is not None:
+                manager.register(installed, name=name)
+        reset_catalogue()
+
+
 @pytest.fixture
 def register_plugin(zoo_env: Path) -> Iterator[Callable[[object, str], None]]:
-    """A function ``register(plugin, name)`` that adds an in-memory plugin until the test ends."""
-    names: list[str] = []
-
-    def register(plugin: object, name: str) -> None:
-        get_plugin_manager().register(plugin, name=name)
-        names.append(name)
-        reset_catalogue()
-
-    try:
-        yield register
-    finally:
-        manager = get_plugin_manager()
-        for name in names:
-            if manager.has_plugin(name):
-                manager.unregister(name=name)
-        reset_catalogue()
+    """A function ``register(plugin, name)`` that makes `plugin` the plugin `name` until the test ends."""
+    with ExitStack() as registered:
+        yield lambda plugin, name: registered.enter_context(plugin_registered(plugin, name))
 
 
 @dataclass(frozen=True)
@@ -125,11 +144,10 @@ class FakePlugin:
         return FakeBackbone(spec, weights_dir) if spec.plugin == "fake" else None
 
     @hookimpl
-    def check_input(self, spec: ModelSpec, data: object) -> CheckReport | None:
+    def check_input(self, spec: ModelSpec, data: object, report: CheckReport) -> list[Finding] | None:
         if spec.plugin != "fake":
             return None
-        finding = Finding("fake", "ok" if data else "error", f"got {data!r}", None if data else "pass some data")
-        return CheckReport(spec.name, (finding,))
+        return [Finding("fake", "ok" if data else "error", f"got {data!r}", None if data else "pass some data")]
 
     @hookimpl
     def convert_weights(self, format: str, source: Path, destination: Path) -> ModelSpec | None:
