@@ -165,8 +165,7 @@ def test_the_check_reports_each_damaged_file_and_goes_on(damaged: Path) -> None:
 
 
 def test_training_skips_the_files_the_check_skipped(damaged: Path) -> None:
-    from zoo_timm.transform import build_transform
-
+    from zoo_core.image_transform import build_transform
     from zoo_core.training.data import load_dataset
     from zoo_core.training.features import batches
 

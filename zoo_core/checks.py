@@ -1,7 +1,7 @@
 """The result of checking a user's data against a model's input spec.
 
-Plugins return a `CheckReport` from the `check_input` hook; `zoo check` prints it and exits 1 when
-any finding is an error.
+zoo's own check (`zoo_core.input_check`) makes a `CheckReport`; plugins add `Finding`s to it through the
+`check_input` hook; `zoo check` prints it and exits 1 when any finding is an error.
 """
 
 from __future__ import annotations

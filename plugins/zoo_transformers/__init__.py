@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo_core import CheckReport, ModelSpec, Requirement, hookimpl
+from zoo_core import CheckReport, Finding, ModelSpec, Requirement, hookimpl
 
 INSTALL = "pip install 'zoo-tl[text]'"
 
@@ -27,9 +27,10 @@ def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
 
 
 @hookimpl
-def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
-    if spec.modality != "text":
+def check_input(spec: ModelSpec, data: object, report: CheckReport) -> list[Finding] | None:
+    """Truncation and [UNK] rate with the model's own tokenizer, after zoo's text check, for this plugin's models."""
+    if spec.plugin != "transformers":
         return None
-    from zoo_transformers.check import check_texts
+    from zoo_transformers.check import tokenizer_findings
 
-    return check_texts(spec, data)
+    return tokenizer_findings(spec, data)

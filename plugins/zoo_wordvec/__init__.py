@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo_core import CheckReport, ModelSpec, Requirement, hookimpl
+from zoo_core import CheckReport, Finding, ModelSpec, Requirement, hookimpl
 
 
 @hookimpl
@@ -29,10 +29,11 @@ def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
 
 
 @hookimpl
-def check_input(spec: ModelSpec, data: object) -> CheckReport | None:
-    if spec.modality != "embedding":
+def check_input(spec: ModelSpec, data: object, report: CheckReport) -> list[Finding] | None:
+    """The out-of-vocabulary rate against the model's vectors, after zoo's text check, for this plugin's models."""
+    if spec.plugin != "wordvec":
         return None
     from zoo_core.loading import load
-    from zoo_wordvec.check import check_texts
+    from zoo_wordvec.check import vocabulary_findings
 
-    return check_texts(spec, load(spec), data)  # type: ignore[arg-type]
+    return vocabulary_findings(load(spec), data)  # type: ignore[arg-type]

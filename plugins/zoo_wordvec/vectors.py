@@ -5,6 +5,9 @@ The first load parses the source file (inside a .zip or .gz if need be) and stor
 later load maps the matrix from disk, so a 400,000 x 300 table opens in a fraction of a second and is shared
 by processes through the page cache. The fingerprint covers the downloaded files, how the spec reads them
 and the store's layout, so a store written another way is never read as this one.
+
+`tokenize` splits a text into the words looked up: `WordVectors.embed` and the plugin's check
+(`zoo_wordvec.check`) share it, so the words the check reports unknown are those `embed` skips.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import tempfile
 import zipfile
 import zlib
@@ -27,7 +31,14 @@ from zoo_core.settings import Settings
 from zoo_core.specs import EmbeddingInput, ModelSpec
 from zoo_wordvec.readers import read_vectors
 
-__all__ = ["WordVectors", "load_vectors"]
+__all__ = ["WordVectors", "load_vectors", "tokenize"]
+
+_TOKEN = re.compile(r"\w+(?:['\u2019-]\w+)*|[^\w\s]")  # keeps don't, o'clock, well-known whole
+
+
+def tokenize(text: str) -> list[str]:
+    """Words and punctuation, the way GloVe and word2vec vocabularies were built (roughly)."""
+    return _TOKEN.findall(text)
 
 
 class WordVectors:
@@ -77,8 +88,6 @@ class WordVectors:
 
     def embed(self, texts: Iterable[str]) -> np.ndarray:
         """One vector per text: the mean of its known words' vectors (zeros when none is known)."""
-        from zoo_wordvec.check import tokenize
-
         rows = []
         for text in texts:
             known = [row for token in tokenize(text) if (row := self.row(token)) is not None]

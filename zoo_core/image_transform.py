@@ -11,6 +11,8 @@ from typing import Any
 from zoo_core.images import prepare
 from zoo_core.specs import ImageInput
 
+__all__ = ["CaffeLayout", "Prepare", "build_transform"]
+
 
 class Prepare:
     """PIL image to the 8-bit picture the network sees (see `zoo_core.images.prepare`)."""

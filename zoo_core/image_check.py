@@ -1,4 +1,7 @@
-"""Checking a user's images against an image model's input spec, fast: headers, not pixels.
+"""zoo's own check of a user's images against an image model's input spec, fast: headers, not pixels.
+
+It serves every image model, whichever plugin builds it (timm, torchvision, Caffe, a third party's), so
+disabling a plugin never disables the check.
 
 Which files are images and which of them can be read is `zoo_core.images`' answer, the one training
 uses, so a file reported here as skipped is one training skips. Reads each file's header (size, colour
@@ -13,11 +16,12 @@ import hashlib
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo_core.checks import CheckReport, Finding, Level
+from zoo_core.image_transform import build_transform
 from zoo_core.images import (
     DEEP_MODES,
     IMAGE_SUFFIXES,
@@ -28,6 +32,8 @@ from zoo_core.images import (
     resized_size,
 )
 from zoo_core.specs import ImageInput, ModelSpec
+
+__all__ = ["check_array", "check_folder", "check_images"]
 
 FEW_SAMPLES = 5  # fewer images than this in a class: a warning
 IMBALANCE = 10  # largest class over smallest beyond this: a warning
@@ -336,3 +342,10 @@ def check_array(spec: ModelSpec, batch: Any) -> CheckReport:
     else:
         findings.append(Finding("values", "ok", f"{array.dtype} in 0-1: will be normalised"))
     return CheckReport(spec.name, tuple(findings))
+
+
+def check_images(spec: ModelSpec, data: object) -> CheckReport:
+    """Check an image file or folder, or an in-memory batch, and add the preprocessing the spec asks for."""
+    assert isinstance(spec.input, ImageInput)
+    report = check_folder(spec, Path(data)) if isinstance(data, str | Path) else check_array(spec, data)
+    return replace(report, transform=build_transform(spec.input))
