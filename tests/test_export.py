@@ -519,6 +519,28 @@ def test_the_dynamo_exporter_on_request(run: Path, tmp_path: Path, zoo: Run) -> 
     assert code == 2 and "choose one" in err
 
 
+def test_a_plugin_chooses_the_exporter_for_its_models(
+    run: Path, source: SOURCE, tmp_path: Path, register_plugin: Callable[[object, str], None]
+) -> None:
+    from zoo_core.export import EXPORTERS, choose_exporter, export_onnx
+
+    class Chooser:
+        """Dynamo for the source model (the plugin's own, as it were); zoo's choice for every other."""
+
+        @zoo_core.hookimpl
+        def onnx_exporter(self, spec: zoo_core.ModelSpec) -> tuple[str, str] | None:
+            return ("dynamo", "its graph traces only under dynamo") if spec.name == source[0].name else None
+
+    register_plugin(Chooser(), "chooser")
+    report = export_onnx(run, tmp_path / "export")
+    assert (
+        report.exporter == "dynamo" and report.exporter_reason == "plugin 'chooser': its graph traces only under dynamo"
+    )
+    assert report.tolerance is not None and report.max_abs_diff <= report.tolerance and report.top1_agreement == 1.0
+    assert choose_exporter(source[0], "torchscript") == ("torchscript", "asked for")  # asked for: no plugin asked
+    assert choose_exporter(zoo_core.get("resnet18"), "auto") == EXPORTERS["image"]
+
+
 def test_optimize_keeps_parity_and_metadata(run: Path, tmp_path: Path) -> None:
     from zoo_core.export import export_onnx
 

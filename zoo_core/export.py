@@ -11,9 +11,14 @@ twice that; fp16 within 1e-2 of it; int8 with the top-1 answers equal on ≥ 99%
 The export is built in a staging folder and moved into place whole with the sha256 of every file in
 ``export.json`` (`zoo_core.export_folder`); the ONNX steps themselves are in `zoo_core.export_graph`.
 
-Exporter, per family (`EXPORTERS`): TorchScript (`dynamo=False`) for images and text alike, for the reasons
-recorded there; `exporter="dynamo"` is there for models TorchScript cannot trace. A dynamic batch axis
-(traced with batch 2), and a dynamic sequence axis for text.
+The exporter (`choose_exporter`): the one asked for; else (``exporter="auto"``) the one a plugin chooses for
+its models through the `onnx_exporter` hook, the report's reason then naming it (``plugin 'NAME': why``); else
+zoo's for the modality (`EXPORTERS`): TorchScript (`dynamo=False`) for images and text alike, for the
+reasons recorded there; `exporter="dynamo"` is there for models TorchScript cannot trace. A dynamic batch
+axis (traced with batch 2), and a dynamic sequence axis for text.
+
+The backbone's `prepare_export()` is called once per export, on the loaded model in eval mode, right
+before tracing (never in training): what it switches to (eager attention, say) is what the file holds.
 """
 
 from __future__ import annotations
@@ -41,10 +46,11 @@ from zoo_core.export_graph import (
     trace,
 )
 from zoo_core.export_metadata import write_metadata
+from zoo_core.plugins import onnx_exporter, used_plugins
 from zoo_core.sources import default_catalogue
 from zoo_core.specs import ImageInput, ModelSpec
 
-__all__ = ["EXPORTERS", "ExportReport", "export_onnx", "spec_images"]
+__all__ = ["EXPORTERS", "ExportReport", "choose_exporter", "export_onnx", "spec_images"]
 
 Precision = Literal["fp32", "fp16", "int8"]
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}  # of the logits' scale: the largest |logit| torch gives
@@ -216,8 +222,22 @@ def _batches(subject: _Subject, items: list[Any]) -> Iterator[tuple[Any, dict[st
             yield (ids, mask), {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
 
 
+def choose_exporter(spec: ModelSpec, exporter: str) -> tuple[str, str]:
+    """The exporter for `spec` and why: `exporter` unless it is "auto"; then a plugin's choice for the spec
+    (the first `onnx_exporter` answer, its reason naming the plugin), else zoo's for the modality."""
+    if exporter != "auto":
+        return exporter, "asked for"
+    with used_plugins() as used:
+        chosen = onnx_exporter(spec)
+    if chosen is None:
+        return EXPORTERS[spec.modality]
+    plugin = next(name for name, hooks in used.items() if "onnx_exporter" in hooks)
+    return chosen[0], f"plugin '{plugin}': {chosen[1]}"
+
+
 def _graph(subject: _Subject) -> Any:
-    """The module to export: the model itself for images; for text, one taking token ids and the mask."""
+    """The module to export: the model itself for images; for text, one taking token ids and the mask. The
+    backbone is prepared for export here, once, right before `_build` traces it."""
     import torch
 
     getattr(subject.model, "backbone", subject.model).prepare_export()
@@ -256,7 +276,7 @@ def export_onnx(
     `catalogue` resolves model names (the CLI passes the one its ``--registry`` options built).
     """
     subject = _subject(target, precision, catalogue or default_catalogue())
-    chosen, reason = EXPORTERS[subject.spec.modality] if exporter == "auto" else (exporter, "asked for")
+    chosen, reason = choose_exporter(subject.spec, exporter)
     created = not out.exists()
     staging = staging_folder(out)
     finished = False

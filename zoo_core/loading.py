@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import TYPE_CHECKING
 
@@ -18,10 +19,15 @@ __all__ = ["load", "load_classifier"]
 
 
 def load(model: str | ModelSpec, *, pretrained: bool = True, offline: bool | None = None) -> Backbone:
-    """The model's `Backbone`: pretrained weights downloaded and verified, or random ones."""
+    """The model's `Backbone` in eval mode (call ``train()`` to train it): pretrained weights downloaded and
+    verified, or random ones. A model that is no network (a word-vector table) comes as its plugin built it."""
     spec = model if isinstance(model, ModelSpec) else default_catalogue().get(model)
     weights = download(spec, offline=offline) if pretrained else None
-    return build_backbone(spec, weights)  # type: ignore[return-value]
+    built = build_backbone(spec, weights)
+    torch = sys.modules.get("torch")  # a network means torch is imported already; none means no network
+    if torch is not None and isinstance(built, torch.nn.Module):
+        built.eval()  # here, so no plugin has to: every loaded network is ready for inference alike
+    return built  # type: ignore[return-value]
 
 
 def load_classifier(spec: ModelSpec) -> Backbone:

@@ -16,7 +16,7 @@ from torch import nn
 from zoo_caffe.layers import InnerProduct
 from zoo_caffe.network import CaffeNetwork
 from zoo_caffe.reader import read_net
-from zoo_core.backbone import Backbone, LayerGroup
+from zoo_core.backbone import Backbone, LayerGroup, new_head
 from zoo_core.errors import PluginError
 from zoo_core.specs import ModelSpec
 
@@ -35,7 +35,10 @@ class CaffeBackbone(Backbone):
             raise PluginError(f"'{spec.name}': the net has no InnerProduct layer to serve as its classifier")
         # the classifier leaves the network (with what follows it, a Softmax): one module under one name, so a
         # state dict holds it once and a saved run loads back whole
-        self.head: nn.Linear = self.network.split_off(classifiers[-1])  # type: ignore[assignment]
+        classifier = self.network.split_off(classifiers[-1])
+        assert isinstance(classifier, InnerProduct)
+        self.head: nn.Module = classifier
+        self.width = classifier.in_features  # what the head reads: `feature_dim`
         self.until: str | None = None  # the layer whose output the head reads; None: the network's output
         self.stages = self._stages(list(self.network.layers))
         self.pooled = False  # after drop_last: feature maps are averaged over space
@@ -62,7 +65,7 @@ class CaffeBackbone(Backbone):
 
     @property
     def feature_dim(self) -> int:
-        return int(self.head.in_features)
+        return self.width
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.network(x, until=self.until)
@@ -73,7 +76,7 @@ class CaffeBackbone(Backbone):
         return logits
 
     def reset_head(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.feature_dim, num_classes)
+        self.head = new_head(self.feature_dim, num_classes)
 
     def layer_groups(self) -> list[LayerGroup]:
         groups = [
@@ -84,12 +87,15 @@ class CaffeBackbone(Backbone):
 
     def drop_last(self, n: int) -> None:
         """Features from the end of an earlier stage, averaged over space, under a new head."""
-        if not 0 < n < len(self.stages):
+        after_stem = len(self.stages) - 1
+        if not 0 < n <= after_stem:
             raise ValueError(
-                f"{self.spec.name} has {len(self.stages)} stages: drop_last takes 1 to {len(self.stages) - 1}"
+                f"{self.spec.name} has {after_stem} stages after its stem: drop_last takes 1 to {after_stem}"
             )
         self.stages = self.stages[:-n]
         self.until, self.pooled = self.stages[-1][-1], True
+        kept = list(self.network.layers)
+        self.network.split_off(kept[kept.index(self.until) + 1])  # the dropped stages' layers go
         with torch.no_grad():
-            width = self.features(torch.zeros(self.network.input_shape)).shape[1]
-        self.head = nn.Linear(width, self.spec.output.num_classes or 1000)
+            self.width = self.features(torch.zeros(self.network.input_shape)).shape[1]
+        self.head = new_head(self.width, self.spec.output.num_classes or 1000)

@@ -14,7 +14,7 @@ import timm
 import torch
 from torch import nn
 
-from zoo_core.backbone import Backbone, LayerGroup
+from zoo_core.backbone import Backbone, LayerGroup, new_head
 from zoo_core.specs import ImageInput, ModelSpec
 from zoo_core.weights import apply_state_dict, load_state_dict
 from zoo_timm.adapters import adapt_checkpoint
@@ -36,7 +36,7 @@ class TimmBackbone(Backbone):
             self.dropped_classifier = tuple(apply_state_dict(self.network, state, path, _classifier(self.network)))
         self.stages = self._stages()  # (timm feature index, module name, channels)
         self.cut: int | None = None  # position in self.stages of the last stage kept, once drop_last was called
-        self.head: nn.Module | None = None  # our own classifier after drop_last
+        self.head: nn.Module | None = None  # our own classifier after reset_head or drop_last; None: timm's
 
     def _stages(self) -> list[tuple[int, str, int]]:
         """timm's feature stages; a stage that adds no parameters (VGG's last pool) joins the one before."""
@@ -77,20 +77,19 @@ class TimmBackbone(Backbone):
         return logits
 
     def reset_head(self, num_classes: int) -> None:
+        head = new_head(self.feature_dim, num_classes)
         if self.cut is None:
-            self.network.reset_classifier(num_classes)
-        else:
-            self.head = nn.Linear(self.feature_dim, num_classes)
+            self.network.reset_classifier(0)  # timm's own classifier goes: the new head reads features(x)
+        self.head = head
 
     def drop_last(self, n: int) -> None:
         last = len(self.stages) - 1 if self.cut is None else self.cut
         if not 0 < n <= last:
             raise ValueError(f"{self.spec.name} has {last} stages after its stem: drop_last takes 1 to {last}")
-        classes = self.spec.output.num_classes or 1000
         self.cut = last - n
         # a list selects stage indices; a bare int would mean "the last n stages" to timm
         self.network.prune_intermediate_layers(indices=[self.stages[self.cut][0]], prune_norm=True, prune_head=True)
-        self.head = nn.Linear(self.feature_dim, classes)
+        self.head = new_head(self.feature_dim, self.spec.output.num_classes or 1000)
 
     def layer_groups(self) -> list[LayerGroup]:
         """Leaf modules in registration (forward) order, cut at the end of each feature stage."""
@@ -103,8 +102,8 @@ class TimmBackbone(Backbone):
             end = max(inside) + 1 if inside else start
             groups.append(LayerGroup("stem" if index == 0 else stage, tuple(m for _, m in leaves[start:end])))
             start = end
-        rest = tuple(m for _, m in leaves[start:]) if self.cut is None else (self.head,) if self.head else ()
-        groups.append(LayerGroup("head", rest))
+        rest = tuple(m for _, m in leaves[start:]) if self.cut is None else ()  # timm's pooling and classifier
+        groups.append(LayerGroup("head", rest + ((self.head,) if self.head is not None else ())))
         return groups
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchvision.models import alexnet
 
-from zoo_core.backbone import Backbone, LayerGroup
+from zoo_core.backbone import Backbone, LayerGroup, new_head
 from zoo_core.specs import ModelSpec
 from zoo_core.weights import apply_state_dict, load_state_dict
 
@@ -33,10 +33,10 @@ class AlexNetBackbone(Backbone):
 
     @property
     def feature_dim(self) -> int:
-        return 4096 if self.head is None else STAGES[self.kept - 1][2]
+        return 4096 if self.kept == len(STAGES) else STAGES[self.kept - 1][2]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.head is None:
+        if self.kept == len(STAGES):
             pooled = torch.flatten(self.network.avgpool(self.network.features(x)), 1)
             penultimate: torch.Tensor = self.network.classifier[:-1](pooled)
             return penultimate
@@ -49,18 +49,21 @@ class AlexNetBackbone(Backbone):
 
     def reset_head(self, num_classes: int) -> None:
         if self.head is None:
-            self.network.classifier[-1] = nn.Linear(4096, num_classes)
+            self.network.classifier[-1] = new_head(self.feature_dim, num_classes)
         else:
-            self.head = nn.Linear(self.feature_dim, num_classes)
+            self.head = new_head(self.feature_dim, num_classes)
 
     def drop_last(self, n: int) -> None:
-        if not 0 < n < self.kept:
+        after_stem = self.kept - 1
+        if not 0 < n <= after_stem:
             raise ValueError(
-                f"{self.spec.name} has {self.kept - 1} stages after its stem: drop_last takes 1 to {self.kept - 1}"
+                f"{self.spec.name} has {after_stem} stages after its stem: drop_last takes 1 to {after_stem}"
             )
         self.kept -= n
         self.network.features = self.network.features[: STAGES[self.kept - 1][1]]
-        self.head = nn.Linear(self.feature_dim, self.spec.output.num_classes or 1000)
+        # the fully connected layers read the last stage's maps: without it they are unused, and not kept
+        self.network.classifier = nn.Sequential()
+        self.head = new_head(self.feature_dim, self.spec.output.num_classes or 1000)
 
     def layer_groups(self) -> list[LayerGroup]:
         layers = list(self.network.features)

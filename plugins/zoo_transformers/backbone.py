@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_core.backbone import Backbone, LayerGroup
+from zoo_core.backbone import Backbone, LayerGroup, new_head
 from zoo_core.errors import PluginError
 from zoo_core.specs import ModelSpec, TextInput
 
@@ -67,7 +67,7 @@ class TransformerBackbone(Backbone):
         with torch.no_grad():
             return self.features(texts).cpu().numpy()
 
-    def forward(self, x: Batch) -> torch.Tensor:
+    def forward(self, x: Batch) -> torch.Tensor:  # type: ignore[override]
         if self.head is None:
             raise PluginError(f"'{self.spec.name}' has no classifier yet: call reset_head(num_classes) first")
         logits: torch.Tensor = self.head(self.features(x))
@@ -79,18 +79,23 @@ class TransformerBackbone(Backbone):
         self.encoder.set_attn_implementation("eager")
 
     def reset_head(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.feature_dim, num_classes)
+        """A new head on the features; BERT's pooler, which they never read, goes with the old one."""
+        self.head = new_head(self.feature_dim, num_classes)
+        if getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None
 
     def drop_last(self, n: int) -> None:
+        """The last `n` encoder layers go (the embeddings are the stem: all layers may go)."""
         layers = self._layers()
-        if not 0 < n < len(layers):
+        if not 0 < n <= len(layers):
             raise ValueError(
-                f"{self.spec.name} has {len(layers)} encoder layers: drop_last takes 1 to {len(layers) - 1}"
+                f"{self.spec.name} has {len(layers)} stages after its stem: drop_last takes 1 to {len(layers)}"
             )
         del layers[len(layers) - n :]
         for name in ("num_hidden_layers", "n_layers"):
             if hasattr(self.encoder.config, name):
                 setattr(self.encoder.config, name, len(layers))
+        self.reset_head(self.spec.output.num_classes or 1000)
 
     def layer_groups(self) -> list[LayerGroup]:
         layers = self._layers()

@@ -9,9 +9,11 @@ neighbours on the pretrained backbone's features) — and says plainly whether t
 and reports mean ± standard deviation; the saved model is the first seed's.
 
 A run folder holds everything export needs and everything needed to reproduce it: ``model.safetensors``
-(the best epoch's backbone + head), ``labels.json``, ``preprocessing.json``, ``splits.json`` (the first seed's
-items per split), ``metrics.json``, ``manifest.json`` (model, revision, file sha256s, absolute data paths and
-fingerprints, every option, package versions), ``curves.png``, and ``last.pt`` to resume an interrupted run.
+(the best epoch's backbone, less its own classifier, and head), ``labels.json``, ``preprocessing.json``,
+``splits.json`` (the first seed's items per split), ``metrics.json``, ``manifest.json`` (model, revision, file
+sha256s, absolute data paths and fingerprints, every option, package versions, and each plugin whose hook
+answer the run used: its name, distribution, version and those hooks), ``curves.png``, and ``last.pt`` to
+resume an interrupted run.
 It is written beside its final place and moved there whole, one run at a time (`runfolder`).
 
 Runs are reproducible: every generator is seeded, and torch's CPU threads are pinned to ``--threads``
@@ -27,7 +29,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +44,11 @@ from zoo_core.compatibility import check
 from zoo_core.download import fetch
 from zoo_core.errors import DataError, RunOptionError
 from zoo_core.loading import load
+from zoo_core.plugins import plugin_distribution, used_plugins
 from zoo_core.sources import default_catalogue
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
-from zoo_core.training.model import TransferModel, make_head
+from zoo_core.training.model import TransferModel, make_head, run_backbone
 from zoo_core.training.report import curve_gains, method_summary, plot_curves, verdict
 from zoo_core.training.runfolder import CHECKPOINT, staged_run, write_json
 from zoo_core.training.splits import Splits, three_splits, write_splits
@@ -73,7 +76,7 @@ __all__ = [
 STRATEGIES = ("features", "finetune", "full")
 HEADS = ("linear", "mlp", "logreg")
 BASELINES = ("scratch", "pixels", "knn")
-PACKAGES = ("torch", "timm", "transformers", "numpy", "scikit-learn", "zoo-tl")
+PACKAGES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-learn", "zoo-tl")
 EXTENDABLE = ("epochs", "patience")  # options a resumed run may change: it may go on for longer
 
 
@@ -184,6 +187,18 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _plugins(spec: ModelSpec, used: Mapping[str, set[str]]) -> list[dict[str, Any]]:
+    """manifest.json's "plugins": each plugin whose hook answer the run used (the spec's own always), with
+    the distribution that installed it, its version (None where unknown) and those hooks."""
+    hooks = {name: sorted(names) for name, names in used.items()}
+    hooks.setdefault(spec.plugin, [])
+    found = []
+    for name in sorted(hooks):
+        distribution, version = plugin_distribution(name)
+        found.append({"name": name, "distribution": distribution, "version": version, "hooks": hooks[name]})
+    return found
+
+
 def _identity(spec: ModelSpec, weights: str, splits: Splits, options: FinetuneOptions) -> dict[str, Any]:
     """What a checkpoint belongs to, by the name a refusal shows: options first (a different seed or split
     also changes the data fingerprints), then the model, its weights and the data."""
@@ -263,8 +278,7 @@ def _one_seed(spec: ModelSpec, weights: str, job: Job) -> tuple[TransferModel, d
     seed_everything(job.seed)
     started = time.perf_counter()
     backbone = load(spec)
-    if options.drop_last:
-        backbone.drop_last(options.drop_last)
+    run_backbone(backbone, options.drop_last)
     features = None
     if options.strategy == "features" or "knn" in options.baseline:  # the pretrained backbone's, before training
         key = [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
@@ -298,7 +312,15 @@ def finetune(
     are checked before anything is written; a second run into `out` meanwhile raises `RunFolderBusyError`.
     """
     spec = model if isinstance(model, ModelSpec) else (catalogue or default_catalogue()).get(model)
-    data = data.resolve()  # recorded absolute: the run can be exported or reproduced from anywhere
+    with used_plugins() as used:  # from the data check on: manifest.json names the plugins that answered
+        return _finetune(spec, data.resolve(), out, options, resume, used)
+
+
+def _finetune(
+    spec: ModelSpec, data: Path, out: Path, options: FinetuneOptions, resume: bool, used: Mapping[str, set[str]]
+) -> dict[str, Any]:
+    """`finetune` of `spec`; `data` is absolute (recorded so, the run can be exported or reproduced from
+    anywhere); `used` fills with the plugins whose hook answers the run uses."""
     options = dataclasses.replace(
         options,
         val=str(Path(options.val).resolve()) if options.val else None,
@@ -332,7 +354,8 @@ def finetune(
         if staging is not None:  # under torchrun, one process writes the run folder
             methods = {f"transfer ({options.strategy})": metrics["transfer"], **metrics["baselines"]}
             plot_curves(methods, metrics["chance"], staging / "curves.png", f"{spec.name} on {data.name}")
-            _write_artifacts(staging, spec, record, saved[0], splits[0], options, data, metrics)
+            plugins = _plugins(spec, used)
+            _write_artifacts(staging, spec, record, saved[0], splits[0], options, data, metrics, plugins)
     return metrics
 
 
@@ -374,6 +397,7 @@ def _write_artifacts(
     options: FinetuneOptions,
     data: Path,
     metrics: dict[str, Any],
+    plugins: list[dict[str, Any]],
 ) -> None:
     from safetensors.torch import save_model
 
@@ -393,6 +417,7 @@ def _write_artifacts(
         "test_fingerprint": splits.test.fingerprint(),
         "options": dataclasses.asdict(options),
         "packages": _versions(),
+        "plugins": plugins,
     }
     write_json(out / "manifest.json", manifest)
 

@@ -119,7 +119,7 @@ def _model(folder: Path, spec: ModelSpec, options: dict[str, Any], classes: int)
     from safetensors.torch import load_file
 
     from zoo_core.loading import load
-    from zoo_core.training.model import TransferModel, make_head
+    from zoo_core.training.model import TransferModel, make_head, run_backbone
 
     path = folder / "model.safetensors"
     kind = "mlp" if options["head"] == "mlp" else "linear"  # logreg is saved as the equivalent linear layer
@@ -129,11 +129,12 @@ def _model(folder: Path, spec: ModelSpec, options: dict[str, Any], classes: int)
     except (SafetensorError, OSError, KeyError) as error:
         raise RunFolderError(f"{path}: no {kind} head in it ({type(error).__name__}: {error}); {AGAIN}") from None
     backbone = load(spec)
-    if options["drop_last"]:
-        backbone.drop_last(options["drop_last"])
+    # a run written before runs removed the backbone's own classifier (and, after --drop-last, the layers it
+    # cut) holds those tensors too: the model never read them, so they are left out, not refused
+    unused = {f"backbone.{name}" for name in run_backbone(backbone, options["drop_last"])}
     model = TransferModel(backbone, make_head(kind, width, classes))
     try:
-        model.load_state_dict(state)
+        model.load_state_dict({key: value for key, value in state.items() if key not in unused})
     except RuntimeError as error:  # torch lists every missing, unexpected or misshapen tensor
         detail = " ".join(str(error).split())[:300]
         raise RunFolderError(

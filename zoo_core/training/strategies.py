@@ -23,7 +23,7 @@ from zoo_core.specs import ModelSpec
 from zoo_core.training.data import Dataset
 from zoo_core.training.features import batches, cached_features, quiet
 from zoo_core.training.loop import Epoch, train_epochs
-from zoo_core.training.model import TransferModel, make_head
+from zoo_core.training.model import TransferModel, make_head, run_backbone
 from zoo_core.training.splits import Splits
 
 if TYPE_CHECKING:
@@ -223,7 +223,6 @@ def scratch_network(spec: ModelSpec, job: Job) -> Trained:
     from zoo_core.loading import load
 
     backbone = load(spec, pretrained=False)
-    if job.options.drop_last:
-        backbone.drop_last(job.options.drop_last)
+    run_backbone(backbone, job.options.drop_last)
     model = TransferModel(backbone, make_head("linear", backbone.feature_dim, len(job.splits.train.classes)))
     return network_run(model, job, "full", pretrained=False)
