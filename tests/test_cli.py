@@ -136,3 +136,26 @@ def test_plugins_shows_why_a_plugin_is_unavailable(zoo: Run, monkeypatch: pytest
 
 def test_version(zoo: Run) -> None:
     assert zoo("--version") == (0, "zoo, version 0.1.0\n", "")
+
+
+def test_models_of_plugins_not_loaded_are_hidden_and_counted(zoo: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in registry names the transformers, wordvec, caffe… plugins: without them loaded (as `zoo
+    plugins` shows), their entries are not offered as usable models; one line says how many are left out."""
+    from zoo_core.plugins import reset_plugin_manager
+    from zoo_core.sources import reset_catalogue
+
+    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "transformers")
+    reset_plugin_manager(), reset_catalogue()
+    code, out, err = zoo("search", "bert", "--json")
+    assert code == 0 and "transformers" not in {spec["plugin"] for spec in json.loads(out)}
+    hidden = "5 models hidden: their plugins are not loaded: transformers (5); see `zoo plugins`\n"
+    assert err == hidden
+    code, out, err = zoo("list", "--family", "resnet", "--json")
+    assert len(json.loads(out)) > 50 and err == ""
+    assert zoo("info", "bert-base")[2].startswith("note: plugin 'transformers' is not loaded")
+
+    monkeypatch.delenv("ZOO_DISABLE_PLUGINS"), monkeypatch.setenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reset_plugin_manager(), reset_catalogue()
+    code, out, err = zoo("list")
+    assert (code, out) == (0, "") and err.startswith("20 models hidden: their plugins are not loaded: caffe (3),")
+    assert zoo("plugins", "--json")[1] == "[]\n"

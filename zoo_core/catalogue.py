@@ -66,6 +66,7 @@ class Filters:
     plugin: str | None = None
     licenses: tuple[str, ...] = ()  # any of these, compared case-insensitively
     max_params: int | None = None  # specs with an unknown parameter count are excluded
+    hidden_plugins: tuple[str, ...] = ()  # models these plugins build are left out
 
     def sql(self) -> tuple[str, list[Any]]:
         """A WHERE clause (always valid, "1" when empty) and its parameters; words compare without case."""
@@ -81,6 +82,9 @@ class Filters:
         if self.max_params is not None:
             clauses.append("params <= ?")
             values.append(self.max_params)
+        if self.hidden_plugins:
+            clauses.append(f"plugin NOT IN ({', '.join('?' * len(self.hidden_plugins))})")
+            values.extend(self.hidden_plugins)
         return " AND ".join(clauses), values
 
 
@@ -237,6 +241,10 @@ class Catalogue:
                 hint = f" (--max-params {filters.max_params} means {filters.max_params} parameters: 25M, 1.5B?)"
             return f"{len(found)} model(s) match '{query}', but none passes the filters{hint}."
         return f"No model matches '{query}'." if query else "No model passes the filters."
+
+    def plugins(self) -> dict[str, int]:
+        """How many models each plugin named by an entry builds."""
+        return dict(self._db.execute("SELECT plugin, count(*) FROM models GROUP BY plugin").fetchall())
 
     def families(self, plugin: str) -> dict[str, int]:
         """How many models of each family the named plugin builds, most first."""

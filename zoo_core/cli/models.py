@@ -6,14 +6,16 @@ transformers or onnxruntime.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from zoo_core.catalogue import Filters, parse_count
+from zoo_core.catalogue import Catalogue, Filters, parse_count
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table, printable
+from zoo_core.plugins import get_plugin_manager
 from zoo_core.specs import ModelSpec
 
 __all__ = ["COMMANDS"]
@@ -55,15 +57,33 @@ def _filters(
     return Filters(family, task, modality, plugin, wanted, max_params)
 
 
-def _show(specs: list[ModelSpec], as_json: bool, empty: Callable[[], str]) -> None:
+def _not_loaded(catalogue: Catalogue) -> tuple[str, ...]:
+    """Plugins that entries name but zoo has not loaded (blocked, autoload off, failed to import, absent):
+    their models cannot be used, and `zoo plugins` does not show them as working."""
+    loaded = {name for name, plugin in get_plugin_manager().list_name_plugin() if plugin is not None}
+    return tuple(sorted(set(catalogue.plugins()) - loaded))
+
+
+def _hidden_note(hidden: list[ModelSpec]) -> str:
+    counts: dict[str, int] = {}
+    for spec in hidden:
+        counts[spec.plugin] = counts.get(spec.plugin, 0) + 1
+    plugins = ", ".join(f"{name} ({count})" for name, count in sorted(counts.items()))
+    models = "model" if len(hidden) == 1 else "models"
+    return f"{len(hidden)} {models} hidden: their plugins are not loaded: {plugins}; see `zoo plugins`"
+
+
+def _show(specs: list[ModelSpec], hidden: list[ModelSpec], as_json: bool, empty: Callable[[], str]) -> None:
+    """The models found, then one line on stderr for the matching models hidden because of their plugin."""
     if as_json:
         print_json([spec.to_dict() for spec in specs])
-        return
-    if not specs:
+    elif specs:
+        rows = [(s.name, s.family, s.task, format_count(s.params), s.license or "-") for s in specs]
+        print_table(_HEADERS, rows)
+    elif not hidden:
         click.echo(printable(empty()), err=True)
-        return
-    rows = [(s.name, s.family, s.task, format_count(s.params), s.license or "-") for s in specs]
-    print_table(_HEADERS, rows)
+    if hidden:
+        click.echo(printable(_hidden_note(hidden)), err=True)
 
 
 @click.command("list")
@@ -72,7 +92,9 @@ def _show(specs: list[ModelSpec], as_json: bool, empty: Callable[[], str]) -> No
 def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
     """List the models in the catalogue, sorted by name."""
     catalogue, chosen = state.catalogue(), _filters(licenses=licenses, **filters)
-    _show(catalogue.select(chosen), as_json, lambda: catalogue.why_empty(chosen))
+    usable = dataclasses.replace(chosen, hidden_plugins=_not_loaded(catalogue))
+    hidden = [spec for spec in catalogue.select(chosen) if spec.plugin in usable.hidden_plugins]
+    _show(catalogue.select(usable), hidden, as_json, lambda: catalogue.why_empty(chosen))
 
 
 @click.command("search")
@@ -85,7 +107,10 @@ def search_command(
 ) -> None:
     """Find models by name, alias, family, tag or description; best matches first."""
     catalogue, chosen, text = state.catalogue(), _filters(licenses=licenses, **filters), " ".join(query)
-    _show(catalogue.search(text, chosen, limit), as_json, lambda: catalogue.why_empty(chosen, text))
+    usable = dataclasses.replace(chosen, hidden_plugins=_not_loaded(catalogue))
+    found = catalogue.search(text, usable, limit)
+    hidden = [spec for spec in catalogue.search(text, chosen, None) if spec.plugin in usable.hidden_plugins]
+    _show(found, hidden, as_json, lambda: catalogue.why_empty(chosen, text))
 
 
 def _describe(value: Any) -> str:
@@ -103,7 +128,12 @@ def _describe(value: Any) -> str:
 @click.pass_obj
 def info_command(state: State, /, name: str, as_json: bool) -> None:
     """Show everything the catalogue knows about one model."""
-    spec = state.catalogue().get(name)
+    catalogue = state.catalogue()
+    spec = catalogue.get(name)
+    if spec.plugin in _not_loaded(catalogue):
+        click.echo(
+            f"note: plugin '{spec.plugin}' is not loaded, so '{spec.name}' cannot be used; see `zoo plugins`", err=True
+        )
     data = spec.to_dict()
     if as_json:
         print_json(data)
