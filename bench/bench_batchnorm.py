@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.loading import load
-from zoo_core.sources import default_catalogue
 from zoo_core.specs import ImageInput, ModelSpec, Output
 from zoo_core.training import baselines
 from zoo_core.training.data import Dataset, load_dataset

@@ -67,8 +67,10 @@ def main() -> None:
             direct = median_seconds(from_caffemodel, 3)
             load = median_seconds(lambda spec=spec, model=model: CaffeBackbone(spec, Path(folder) / model), 3)
             size = caffemodel.stat().st_size / 1e6
-            print(f"{model:<15} {size:5.0f} MB: convert {convert:5.2f} s once; then load {load:5.2f} s "
-                  f"vs {direct:5.2f} s from the .caffemodel ({direct / load:.2f}x)")  # fmt: skip
+            print(
+                f"{model:<15} {size:5.0f} MB: convert {convert:5.2f} s once; then load {load:5.2f} s "
+                f"vs {direct:5.2f} s from the .caffemodel ({direct / load:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,14 @@ def main() -> None:
         for _ in range(options.rounds):
             for kind in ("bare", "zoo"):
                 home = Path(folder) / kind
-                env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(home / "hf"),
-                       "ZOO_HOME": str(home / "zoo"), "ZOO_REGISTRY": str(registry),
-                       "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # fmt: skip
+                env = {
+                    **os.environ,
+                    "HF_ENDPOINT": hub.url,
+                    "HF_HOME": str(home / "hf"),
+                    "ZOO_HOME": str(home / "zoo"),
+                    "ZOO_REGISTRY": str(registry),
+                    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                }
                 if kind == "bare":
                     bare_times.append(timed([sys.executable, "-c", BARE, hub.url, str(home / "hf" / "hub")], env))
                 else:

@@ -40,9 +40,11 @@ def main() -> None:
         write_glove(path)
         base = zoo_core.get("glove-6B-50d")
         spec = dataclasses.replace(
-            base, name="bench-glove", source=zoo_core.Source(url=path.as_uri()),
+            base,
+            name="bench-glove",
+            source=zoo_core.Source(url=path.as_uri()),
             sha256={path.name: hashlib.sha256(path.read_bytes()).hexdigest()},
-        )  # fmt: skip
+        )
         zoo_core.download(spec)  # copy into zoo's cache first: not part of either timing
         start = time.perf_counter()
         vectors = zoo_core.load(spec)

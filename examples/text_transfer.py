@@ -22,17 +22,30 @@ from pathlib import Path
 import numpy as np
 
 TOPICS = {
-    "sports": (["football", "goal", "team", "match", "striker", "league", "score", "season"],
-               ["basketball", "coach", "tournament", "players", "championship", "stadium", "fans", "win"]),
-    "finance": (["bank", "shares", "market", "investors", "profit", "stocks", "economy", "prices"],
-                ["bonds", "trading", "currency", "inflation", "revenue", "earnings", "debt", "fund"]),
-    "weather": (["rain", "storm", "wind", "snow", "forecast", "cloudy", "temperatures", "sunny"],
-                ["thunder", "flood", "hurricane", "fog", "frost", "showers", "humid", "drought"]),
-    "food": (["bread", "cheese", "soup", "chicken", "recipe", "restaurant", "dinner", "salad"],
-             ["pasta", "rice", "vegetables", "dessert", "kitchen", "cooking", "meal", "fruit"]),
-}  # fmt: skip
-FRAMES = ["the {} was in the news today", "people talked about the {} and the {}", "a story about {}",
-          "everyone discussed {} and {} yesterday", "more {} than last year"]  # fmt: skip
+    "sports": (
+        ["football", "goal", "team", "match", "striker", "league", "score", "season"],
+        ["basketball", "coach", "tournament", "players", "championship", "stadium", "fans", "win"],
+    ),
+    "finance": (
+        ["bank", "shares", "market", "investors", "profit", "stocks", "economy", "prices"],
+        ["bonds", "trading", "currency", "inflation", "revenue", "earnings", "debt", "fund"],
+    ),
+    "weather": (
+        ["rain", "storm", "wind", "snow", "forecast", "cloudy", "temperatures", "sunny"],
+        ["thunder", "flood", "hurricane", "fog", "frost", "showers", "humid", "drought"],
+    ),
+    "food": (
+        ["bread", "cheese", "soup", "chicken", "recipe", "restaurant", "dinner", "salad"],
+        ["pasta", "rice", "vegetables", "dessert", "kitchen", "cooking", "meal", "fruit"],
+    ),
+}
+FRAMES = [
+    "the {} was in the news today",
+    "people talked about the {} and the {}",
+    "a story about {}",
+    "everyone discussed {} and {} yesterday",
+    "more {} than last year",
+]
 
 
 def _sentences(words: list[str], count: int, seed: int) -> list[str]:
@@ -82,9 +95,13 @@ def glove_spec(root: Path, words: int = 20_000) -> object:
         "".join(w + " " + " ".join(f"{v:.5f}" for v in row) + "\n" for w, row in zip(vocabulary, matrix, strict=True))
     )
     base = zoo_core.get("glove-6B-50d")
-    return dataclasses.replace(base, name="glove-6B-50d.top20k", source=zoo_core.Source(url=path.as_uri()),
-                               sha256={path.name: hashlib.sha256(path.read_bytes()).hexdigest()},
-                               input=dataclasses.replace(base.input, file=path.name))  # type: ignore[arg-type]  # fmt: skip
+    return dataclasses.replace(
+        base,
+        name="glove-6B-50d.top20k",
+        source=zoo_core.Source(url=path.as_uri()),
+        sha256={path.name: hashlib.sha256(path.read_bytes()).hexdigest()},
+        input=dataclasses.replace(base.input, file=path.name),
+    )  # type: ignore[arg-type]
 
 
 def run(out: Path, repeats: int = 1) -> dict[str, object]:

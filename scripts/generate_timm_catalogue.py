@@ -20,8 +20,8 @@ import timm
 import torch
 from timm.models import _registry
 
+from zoo_core.catalogue_sources import builtin_registry
 from zoo_core.registry import read_registry_file
-from zoo_core.sources import builtin_registry
 
 OUT = Path(__file__).resolve().parent.parent / "plugins" / "zoo_timm" / "catalogue.json"
 

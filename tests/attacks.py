@@ -79,7 +79,7 @@ def attack(targets: Targets) -> Iterator[None]:
 
 def write_catalogue(path: Path, text: str) -> None:
     """Rewrite a registry file the catalogue reads, and have the next command read it again."""
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     path.write_text(text)
     reset_catalogue()

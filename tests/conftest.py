@@ -75,7 +75,7 @@ def tiny(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str
 
 def move_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
     """Switch to a fresh ZOO_HOME and HF_HOME, as on another machine."""
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     home = tmp_path / name
     monkeypatch.setenv("ZOO_HOME", str(home / "zoo"))
@@ -120,9 +120,9 @@ def image_entry(name: str, arch: str = "resnet18") -> str:
 def registered_in_own_home(spec: zoo_core.ModelSpec, root: Path) -> Iterator[None]:
     """For the block: a zoo home (and HF home) of its own under `root`, with `spec` in its user registry;
     module-scoped fixtures use it, as pytest's per-test `zoo_env` cannot reach them."""
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.plugins import reset_plugin_manager
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     with pytest.MonkeyPatch.context() as patch:
@@ -145,9 +145,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.
     the rest).
     """
     pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.plugins import reset_plugin_manager
     from zoo_core.registry import parse_spec
-    from zoo_core.sources import reset_catalogue
     from zoo_core.training.digits import write_digits
     from zoo_core.training.pretrain import pretrain
     from zoo_core.training.run import FinetuneOptions
@@ -158,8 +158,15 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.
         reset_plugin_manager()
         reset_catalogue()
         source_data, train, val, test = write_digits(root / "data")
-        pretrain("resnet10t", source_data, root / "source-model", "digits-src.resnet10t", size=32, channels=1,
-                 options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64))  # fmt: skip
+        pretrain(
+            "resnet10t",
+            source_data,
+            root / "source-model",
+            "digits-src.resnet10t",
+            size=32,
+            channels=1,
+            options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64),
+        )
         entry = json.loads((root / "source-model" / "spec.json").read_text())
     reset_catalogue()
     yield parse_spec(entry, "test"), train, val, test

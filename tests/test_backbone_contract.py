@@ -60,8 +60,8 @@ def _caffe_model(tmp_path: Path) -> str:
     from zoo_caffe.convert import convert_caffe
     from zoo_caffe.reader import read_net
 
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     (tmp_path / "deploy.prototxt").write_text(CAFFE_NET)

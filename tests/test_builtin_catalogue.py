@@ -13,8 +13,8 @@ import pytest
 
 import zoo_core
 from zoo_core import ImageInput, RegistryWarning, TextInput
+from zoo_core.catalogue_sources import builtin_registry
 from zoo_core.registry import read_registry_file
-from zoo_core.sources import builtin_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMM_DATA = ROOT / "plugins" / "zoo_timm" / "catalogue.json"
@@ -62,8 +62,13 @@ def test_the_classic_backbones_are_there(shipped: list[zoo_core.ModelSpec]) -> N
     classics |= {"inception_v3", "inception_v4", "inception_resnet_v2", "mobilenetv2_100", "mobilenetv3_large_100"}
     classics |= {"alexnet"}
     assert classics <= archs, classics - archs
-    assert {"bert-base-uncased", "bert-base-cased", "bert-large-uncased", "distilbert-base-uncased",
-            "all-MiniLM-L6-v2"} <= {spec.name for spec in shipped}  # fmt: skip
+    assert {
+        "bert-base-uncased",
+        "bert-base-cased",
+        "bert-large-uncased",
+        "distilbert-base-uncased",
+        "all-MiniLM-L6-v2",
+    } <= {spec.name for spec in shipped}
 
 
 def test_timm_entries_match_timm_pretrained_configs() -> None:

@@ -60,7 +60,7 @@ def test_export_then_import_on_a_machine_without_network(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("ZOO_REGISTRY", "")  # the other machine's catalogue does not know tiny.v1 …
     assert zoo("cache", "import", str(archive)) == (0, "imported 1 model(s): tiny.v1\n", "")
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     reset_catalogue()  # … until the import added it to the user's registry
     record = zoo_core.fetch("tiny.v1")
@@ -92,8 +92,15 @@ def test_a_tampered_archive_installs_nothing(
 def test_import_a_local_folder_of_model_files(zoo: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "model"
     (folder / "1_Pooling").mkdir(parents=True)
-    files = {"config.json": CONFIG, "model.safetensors": WEIGHTS, "tokenizer.json": b"{}", "vocab.txt": b"a\nb\n",
-             "tokenizer_config.json": b"{}", "special_tokens_map.json": b"{}", "1_Pooling/config.json": b"{}"}  # fmt: skip
+    files = {
+        "config.json": CONFIG,
+        "model.safetensors": WEIGHTS,
+        "tokenizer.json": b"{}",
+        "vocab.txt": b"a\nb\n",
+        "tokenizer_config.json": b"{}",
+        "special_tokens_map.json": b"{}",
+        "1_Pooling/config.json": b"{}",
+    }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -105,7 +112,7 @@ def test_import_a_local_folder_of_model_files(zoo: Run, tmp_path: Path, monkeypa
 
     code, _, err = zoo("import", str(folder), "--name", "my-encoder", "--like", "all-MiniLM-L6-v2")
     assert code == 0
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     reset_catalogue()
     spec = zoo_core.get("my-encoder")

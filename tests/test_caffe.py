@@ -150,8 +150,8 @@ def googlenet(tmp_path_factory: pytest.TempPathFactory) -> StandIn:
 
 
 def register(spec: zoo_core.ModelSpec) -> None:
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     add_to_user_registry(Settings.from_env().home, spec)
@@ -352,8 +352,8 @@ def test_a_zoo_entry_downloads_checks_sha1_and_converts_on_first_use(
     import hashlib
     import shutil
 
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
 
     published = tmp_path / "published"
     published.mkdir()

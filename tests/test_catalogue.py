@@ -27,17 +27,27 @@ def spec(name: str, **fields: Any) -> ModelSpec:
 
 @pytest.fixture
 def catalogue() -> Catalogue:
-    return Catalogue.from_specs([
-        spec("resnet101.a1h_in1k", aliases=["resnet101"], params=44_500_000, license="apache-2.0"),
-        spec("resnet18.a1_in1k", aliases=["resnet18"], params=11_700_000, license="apache-2.0"),
-        spec("resnet18.tv_in1k", params=11_700_000, license="bsd-3-clause"),
-        spec("seresnet50.ra2_in1k", aliases=["seresnet50"], family="resnet", params=28_000_000, license="MIT"),
-        spec("resnet", description="a model literally named resnet", params=1),
-        spec("net.resnet-alias", aliases=["resnet-classic"], family="other"),
-        spec("vgg16_bn.tv_in1k", family="vgg", tags=["batchnorm", "imagenet-1k"], license="cc-by-nc-4.0"),
-        spec("bert-base", plugin="transformers", arch="bert", family="bert", task="feature-extraction",
-             modality="text", input={"tokenizer": "bert"}, description="BERT for resnet-free text"),
-    ])  # fmt: skip
+    return Catalogue.from_specs(
+        [
+            spec("resnet101.a1h_in1k", aliases=["resnet101"], params=44_500_000, license="apache-2.0"),
+            spec("resnet18.a1_in1k", aliases=["resnet18"], params=11_700_000, license="apache-2.0"),
+            spec("resnet18.tv_in1k", params=11_700_000, license="bsd-3-clause"),
+            spec("seresnet50.ra2_in1k", aliases=["seresnet50"], family="resnet", params=28_000_000, license="MIT"),
+            spec("resnet", description="a model literally named resnet", params=1),
+            spec("net.resnet-alias", aliases=["resnet-classic"], family="other"),
+            spec("vgg16_bn.tv_in1k", family="vgg", tags=["batchnorm", "imagenet-1k"], license="cc-by-nc-4.0"),
+            spec(
+                "bert-base",
+                plugin="transformers",
+                arch="bert",
+                family="bert",
+                task="feature-extraction",
+                modality="text",
+                input={"tokenizer": "bert"},
+                description="BERT for resnet-free text",
+            ),
+        ]
+    )
 
 
 def names(specs: list[ModelSpec]) -> list[str]:

@@ -21,8 +21,8 @@ import pytest
 from conftest import Run
 
 import zoo_core
+from zoo_core.catalogue_sources import reset_catalogue
 from zoo_core.plugins import reset_plugin_manager
-from zoo_core.sources import reset_catalogue
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 

@@ -42,7 +42,7 @@ def test_search_with_no_match_says_so(zoo: Run) -> None:
 def test_registry_files_of_a_command_are_its_whole_catalogue(zoo: Run, write_registry: Callable[..., Path]) -> None:
     """`--registry` reaches every part of the command (through the default catalogue), and only that command."""
     import zoo_core
-    from zoo_core.sources import default_catalogue, use_registry_files
+    from zoo_core.catalogue_sources import default_catalogue, use_registry_files
 
     path = write_registry(image_entry("mine.v1"))
     assert zoo("--registry", str(path), "info", "mine.v1")[0] == 0
@@ -56,8 +56,9 @@ def test_registry_files_of_a_command_are_its_whole_catalogue(zoo: Run, write_reg
 def test_list_filters(zoo: Run) -> None:
     code, out, _ = zoo("list", "--modality", "text", "--json")
     assert code == 0 and {entry["family"] for entry in json.loads(out)} == {"bert"}
-    code, out, _ = zoo("list", "--license", "cc-by-nc-4.0", "--license", "mit,bsd-3-clause", "--max-params", "5M",
-                       "--json")  # fmt: skip
+    code, out, _ = zoo(
+        "list", "--license", "cc-by-nc-4.0", "--license", "mit,bsd-3-clause", "--max-params", "5M", "--json"
+    )
     found = json.loads(out)
     assert code == 0 and found
     assert all(e["license"] in {"cc-by-nc-4.0", "mit", "bsd-3-clause"} and e["params"] <= 5e6 for e in found)
@@ -74,8 +75,12 @@ def test_info_shows_every_field(zoo: Run) -> None:
     assert fields["name"] == "resnet18.a1_in1k" and fields["params"] == "11.7M"
     assert "interpolation=bicubic" in fields["input"] and "hub=timm/resnet18.a1_in1k" in fields["source"]
     _, out, _ = zoo("info", "minilm", "--json")
-    assert json.loads(out)["input"] == {"tokenizer": "sentence-transformers/all-MiniLM-L6-v2", "max_length": 256,
-                                        "lowercase": True, "pooling": "mean"}  # fmt: skip
+    assert json.loads(out)["input"] == {
+        "tokenizer": "sentence-transformers/all-MiniLM-L6-v2",
+        "max_length": 256,
+        "lowercase": True,
+        "pooling": "mean",
+    }
 
 
 def test_unknown_model_is_a_one_line_user_error(zoo: Run) -> None:
@@ -141,8 +146,8 @@ def test_version(zoo: Run) -> None:
 def test_models_of_plugins_not_loaded_are_hidden_and_counted(zoo: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     """The built-in registry names the transformers, wordvec, caffe… plugins: without them loaded (as `zoo
     plugins` shows), their entries are not offered as usable models; one line says how many are left out."""
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.plugins import reset_plugin_manager
-    from zoo_core.sources import reset_catalogue
 
     monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "transformers")
     reset_plugin_manager(), reset_catalogue()

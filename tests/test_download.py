@@ -24,10 +24,16 @@ from zoo_core.testing.hub import HubServer
 def model(name: str = "tiny.v1", sha256: dict[str, str] | None = None, **source: object) -> ModelSpec:
     """A registry entry for org/tiny (or what `source` changes)."""
     entry = {
-        "name": name, "plugin": "timm", "arch": "tiny", "family": "tiny", "task": "image-classification",
-        "modality": "image", "input": {}, "sha256": sha256 or {},
+        "name": name,
+        "plugin": "timm",
+        "arch": "tiny",
+        "family": "tiny",
+        "task": "image-classification",
+        "modality": "image",
+        "input": {},
+        "sha256": sha256 or {},
         "source": {"hub": "org/tiny", "files": ["config.json", "model.safetensors"], **source},
-    }  # fmt: skip
+    }
     return parse_spec(entry, "test")
 
 
@@ -271,9 +277,17 @@ def url_model(url: str, sha256: dict[str, str], files: list[str] | None = None) 
     source: dict[str, object] = {"url": url}
     if files is not None:
         source["files"] = files
-    entry = {"name": "plain.v1", "plugin": "wordvec", "arch": "glove", "family": "glove",
-             "task": "word-embedding", "modality": "embedding", "input": {"dim": 4}, "source": source,
-             "sha256": sha256}  # fmt: skip
+    entry = {
+        "name": "plain.v1",
+        "plugin": "wordvec",
+        "arch": "glove",
+        "family": "glove",
+        "task": "word-embedding",
+        "modality": "embedding",
+        "input": {"dim": 4},
+        "source": source,
+        "sha256": sha256,
+    }
     return parse_spec(entry, "test")
 
 

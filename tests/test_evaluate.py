@@ -198,8 +198,8 @@ def _edit(path: Path, **fields: Any) -> None:
 @pytest.fixture
 def run(hand_run: tuple[Path, dict[str, Any]], source: SOURCE) -> Path:
     """The module's run folder, its source model in this test's user registry."""
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     add_to_user_registry(Settings.from_env().home, source[0])
@@ -266,7 +266,7 @@ def test_an_export_agrees_with_its_run(run: Path, source: SOURCE, tmp_path: Path
         err
         == f"Error: {other}: labels ['cat'] are not among the model's classes {on_onnx['classes']}; give data labelled with those\n"
     )
-    saved = load_run(run, zoo_core.sources.default_catalogue())
+    saved = load_run(run, zoo_core.catalogue_sources.default_catalogue())
     test = load_dataset(source[3], "image", saved.classes)
     torch_scores = predict_scores(saved.model, test, saved.transform, 16)
     onnx_scores = Predictor(tmp_path / "export").scores(test.items)
@@ -374,7 +374,7 @@ def test_old_manifest_options_take_their_defaults(run: Path, tmp_path: Path) -> 
     defaults; a single baseline name, as an older zoo wrote it, becomes a list of one."""
     import dataclasses
 
-    from zoo_core.sources import default_catalogue
+    from zoo_core.catalogue_sources import default_catalogue
     from zoo_core.training.run import FinetuneOptions
     from zoo_core.training.saved import load_run
 
@@ -406,8 +406,8 @@ def test_the_preprocessing_is_the_runs_without_its_training_data(
 ) -> None:
     """The transform comes from the spec's input, as the run's did from checking its data: a run whose
     training folder is gone is still measured on DATA, with the same figures."""
+    from zoo_core.catalogue_sources import default_catalogue
     from zoo_core.compatibility import check
-    from zoo_core.sources import default_catalogue
     from zoo_core.training.saved import load_run
 
     code, out, _ = zoo("evaluate", str(run), str(source[3]), "--json")

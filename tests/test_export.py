@@ -61,8 +61,8 @@ def separated(source: SOURCE, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _registered(run: Path, spec: zoo_core.ModelSpec) -> Path:
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     add_to_user_registry(Settings.from_env().home, spec)
@@ -84,7 +84,7 @@ def run(trained: Path, source: SOURCE) -> Path:
 
 def _torch_labels(run: Path, images: list[str]) -> list[str]:
     """The run's saved model's answers on `images`, through torch."""
-    from zoo_core.sources import default_catalogue
+    from zoo_core.catalogue_sources import default_catalogue
     from zoo_core.training.data import Dataset
     from zoo_core.training.evaluate import predict_scores
     from zoo_core.training.saved import load_run
@@ -306,8 +306,8 @@ def test_parity_is_relative_to_the_logits_on_inputs_drawn_from_the_spec(
 ) -> None:
     """A correct export of a model with large logits is kept: the tolerance is 1e-4 of the largest |logit|,
     on seeded pictures in the model's own value range, mean and std (not unseeded N(0, 1) noise)."""
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.export import export_onnx, spec_images
-    from zoo_core.sources import reset_catalogue
     from zoo_core.specs import ImageInput
 
     monkeypatch.setenv("ZOO_REGISTRY", str(loud))

@@ -59,8 +59,10 @@ def test_hook_register_models(fake_plugin: FakePlugin) -> None:
     spec = zoo_core.get("fakenet_tiny")
     assert (spec.name, spec.origin, spec.params) == ("fakenet_tiny.v1", "plugin 'fake'", 1000)
     assert [each.name for each in zoo_core.list_models(plugin="fake")] == [
-        "fakebert.v1", "fakenet_large.v1", "fakenet_tiny.v1",
-    ]  # fmt: skip
+        "fakebert.v1",
+        "fakenet_large.v1",
+        "fakenet_tiny.v1",
+    ]
 
 
 def test_hook_register_models_may_return_registry_files(

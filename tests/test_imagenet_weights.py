@@ -28,11 +28,11 @@ from zoo_timm.adapters import adapt_checkpoint
 from zoo_timm.backbone import TimmBackbone
 
 import zoo_core
+from zoo_core.catalogue_sources import builtin_registry, reset_catalogue
 from zoo_core.errors import WeightsFormatError
 from zoo_core.images import normalised
 from zoo_core.label_sets import class_names
 from zoo_core.registry import read_registry_file
-from zoo_core.sources import builtin_registry, reset_catalogue
 from zoo_core.specs import ImageInput, ModelSpec
 from zoo_core.weights import load_state_dict
 

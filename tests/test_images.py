@@ -35,8 +35,16 @@ GRADIENT = np.arange(256, dtype=np.uint16).reshape(16, 16) * 257  # every 8-bit 
 
 
 def image_spec(**input: Any) -> zoo_core.ModelSpec:
-    entry = {"name": "test.images", "plugin": "timm", "arch": "resnet10t", "family": "resnet", "task": "t",
-             "modality": "image", "source": {"hub": "o/r"}, "input": input}  # fmt: skip
+    entry = {
+        "name": "test.images",
+        "plugin": "timm",
+        "arch": "resnet10t",
+        "family": "resnet",
+        "task": "t",
+        "modality": "image",
+        "source": {"hub": "o/r"},
+        "input": input,
+    }
     return parse_spec(entry, "test")
 
 
@@ -210,7 +218,7 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> zoo_core.ModelSpec:
     """resnet10t at 32 px with random weights from a file URL, crop_mode squash: cheap to train and export."""
     from safetensors.torch import save_file
 
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     network = timm.create_model("resnet10t", num_classes=3)
     weights = tmp_path / "weights" / "model.safetensors"

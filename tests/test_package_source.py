@@ -20,9 +20,9 @@ import pytest
 from conftest import Run
 
 import zoo_core
+from zoo_core.catalogue_sources import reset_catalogue
 from zoo_core.errors import ChecksumError, DownloadError, UnsafeValueError
 from zoo_core.registry import read_registry_file
-from zoo_core.sources import reset_catalogue
 
 WEIGHTS = b"pretend these are weights\n" * 1000
 SHA = hashlib.sha256(WEIGHTS).hexdigest()

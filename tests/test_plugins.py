@@ -14,6 +14,7 @@ from conftest import Run
 
 import zoo_core
 from zoo_core import ModelSpec, PluginUnavailableError, Requirement, hookimpl
+from zoo_core.catalogue_sources import reset_catalogue
 from zoo_core.compatibility import check
 from zoo_core.errors import PluginError, PluginWarning
 from zoo_core.plugins import (
@@ -25,7 +26,6 @@ from zoo_core.plugins import (
     reset_plugin_manager,
     used_plugins,
 )
-from zoo_core.sources import reset_catalogue
 from zoo_core.testing import FakePlugin, plugin_registered
 
 Register = Callable[[object, str], None]

@@ -157,8 +157,16 @@ def test_unknown_top_level_key_and_unreadable_file(write_registry: Callable[...,
 
 
 def test_json_registry_has_the_same_shape(tmp_path: Path) -> None:
-    entry = {"name": "x.y", "plugin": "p", "arch": "x", "family": "f", "task": "t", "modality": "embedding",
-             "source": {"hub": "o/r"}, "input": {"dim": 8}}  # fmt: skip
+    entry = {
+        "name": "x.y",
+        "plugin": "p",
+        "arch": "x",
+        "family": "f",
+        "task": "t",
+        "modality": "embedding",
+        "source": {"hub": "o/r"},
+        "input": {"dim": 8},
+    }
     path = tmp_path / "models.json"
     path.write_text(json.dumps({"about": {"generated_by": "test"}, "model": [entry, {**entry, "name": 3}]}))
     specs, errors = read_registry_file(path)
@@ -170,10 +178,30 @@ def test_json_registry_has_the_same_shape(tmp_path: Path) -> None:
 
 def test_parse_spec_errors_are_value_errors() -> None:
     with pytest.raises(ValueError, match="plugin 'x': model 'a': field 'modality': 'video' is not one of"):
-        parse_spec({"name": "a", "plugin": "p", "arch": "a", "family": "f", "task": "t", "modality": "video",
-                    "source": {"hub": "o/r"}, "input": {}}, "plugin 'x'")  # fmt: skip
-    entry = {"name": "a", "aliases": ["bad name"], "plugin": "p", "arch": "a", "family": "f", "task": "t",
-             "modality": "embedding", "source": {"hub": "o/r"}, "input": {"dim": 2}}  # fmt: skip
+        parse_spec(
+            {
+                "name": "a",
+                "plugin": "p",
+                "arch": "a",
+                "family": "f",
+                "task": "t",
+                "modality": "video",
+                "source": {"hub": "o/r"},
+                "input": {},
+            },
+            "plugin 'x'",
+        )
+    entry = {
+        "name": "a",
+        "aliases": ["bad name"],
+        "plugin": "p",
+        "arch": "a",
+        "family": "f",
+        "task": "t",
+        "modality": "embedding",
+        "source": {"hub": "o/r"},
+        "input": {"dim": 2},
+    }
     with pytest.raises(RegistryError, match="here: model 'a': field 'aliases': 'bad name' is not a model name"):
         parse_spec(entry, "here")
 

@@ -22,8 +22,8 @@ import pytest
 from conftest import Run
 
 import zoo_core
+from zoo_core.catalogue_sources import reset_catalogue
 from zoo_core.settings import Settings
-from zoo_core.sources import reset_catalogue
 from zoo_core.user_registry import add_to_user_registry, user_registry
 
 pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")

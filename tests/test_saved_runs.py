@@ -30,8 +30,8 @@ FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "per_class", "confusion"
 
 def _run(source: Source, out: Path, **options: Any) -> Path:
     """A short run of the source model on the target digits into `out`, the model in this test's registry."""
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.training.run import FinetuneOptions, finetune
     from zoo_core.user_registry import add_to_user_registry
 

@@ -472,7 +472,7 @@ def test_import_of_a_folder_does_not_follow_links_out_of_it(
     with attack(targets):
         code, _, err = zoo("import", str(folder), "--name", "mine.v1", "--like", "all-MiniLM-L6-v2")
     assert code == 0 and "skipped 2 symbolic link(s)" in err
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     reset_catalogue()
     code, out, _ = zoo("info", "mine.v1", "--json")

@@ -17,12 +17,14 @@ def test_zoo_home_then_xdg_then_the_platform_cache() -> None:
 
 
 def test_switches() -> None:
-    settings = Settings.from_env({
-        "ZOO_REGISTRY": f"/a.toml{os.pathsep}{os.pathsep}~/b.toml",
-        "ZOO_DISABLE_PLUGIN_AUTOLOAD": "true",
-        "ZOO_DISABLE_PLUGINS": "timm, caffe,",
-        "ZOO_TRACE_PLUGINS": "0",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ZOO_REGISTRY": f"/a.toml{os.pathsep}{os.pathsep}~/b.toml",
+            "ZOO_DISABLE_PLUGIN_AUTOLOAD": "true",
+            "ZOO_DISABLE_PLUGINS": "timm, caffe,",
+            "ZOO_TRACE_PLUGINS": "0",
+        }
+    )
     assert settings.registry_files == (Path("/a.toml"), Path("~/b.toml").expanduser())
     assert settings.disable_autoload and not settings.trace_plugins
     assert settings.disabled_plugins == {"timm", "caffe"}

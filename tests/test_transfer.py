@@ -44,8 +44,8 @@ def test_a_run_reports_every_method_on_one_test_split_and_says_what_wins(
     ]
     assert metrics["verdict"] == expected
 
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     add_to_user_registry(Settings.from_env().home, spec)
@@ -76,7 +76,7 @@ def test_a_manifest_reproduces_the_same_metrics(
     from zoo_core.user_registry import add_to_user_registry
 
     add_to_user_registry(Settings.from_env().home, spec)  # the manifest names the model: the catalogue must know it
-    from zoo_core.sources import reset_catalogue
+    from zoo_core.catalogue_sources import reset_catalogue
 
     reset_catalogue()
     first = finetune(spec.name, train, tmp_path / "a", FinetuneOptions(strategy="features", epochs=4, seed=3))
@@ -161,8 +161,8 @@ def test_unusable_data_stops_before_training(
 def test_cli_finetune_and_its_manifest(
     source: tuple[zoo_core.ModelSpec, Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.user_registry import add_to_user_registry
 
     spec, train, _, _ = source
@@ -235,8 +235,8 @@ def test_torchrun_with_two_processes_matches_one(
     import subprocess
     import sys
 
+    from zoo_core.catalogue_sources import reset_catalogue
     from zoo_core.settings import Settings
-    from zoo_core.sources import reset_catalogue
     from zoo_core.training.run import FinetuneOptions, finetune
     from zoo_core.user_registry import add_to_user_registry
 

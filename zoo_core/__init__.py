@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue, Filters, parse_count
+from zoo_core.catalogue_sources import default_catalogue, load_catalogue
 from zoo_core.checks import CheckReport, Finding
 from zoo_core.compatibility import check
 from zoo_core.download import download, fetch
@@ -41,7 +42,6 @@ from zoo_core.errors import (
 from zoo_core.hookspecs import Requirement, hookimpl
 from zoo_core.loading import load
 from zoo_core.registry import parse_spec
-from zoo_core.sources import default_catalogue, load_catalogue
 from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
 from zoo_core.zeroshot import zero_shot
 

@@ -43,13 +43,13 @@ from typing import IO, Any
 from zoo_core import validate
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue
+from zoo_core.catalogue_sources import reset_catalogue
 from zoo_core.errors import ArchiveError, ChecksumError, ModelNotFoundError, RegistryError, UnsafeValueError
 from zoo_core.hashing import file_digest, matches_etag
 from zoo_core.hubcache import Placement, check_layout, stage
 from zoo_core.records import FileRecord, ModelRecord, read_record, read_records, write_record
 from zoo_core.registry import parse_spec
 from zoo_core.settings import Settings
-from zoo_core.sources import reset_catalogue
 from zoo_core.specs import ModelSpec
 from zoo_core.urls import model_folder
 from zoo_core.user_registry import add_to_user_registry

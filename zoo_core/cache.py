@@ -83,7 +83,7 @@ def verify(settings: Settings, names: tuple[str, ...] = (), catalogue: Catalogue
     are the recorded ones has its record refreshed, so `zoo cache list` agrees with what was just checked.
     """
     if catalogue is None:
-        from zoo_core.sources import default_catalogue
+        from zoo_core.catalogue_sources import default_catalogue
 
         catalogue = default_catalogue()
     checks = []

@@ -104,11 +104,22 @@ def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], note
         name_l = spec.name.lower()
         aliases_l = [alias.lower() for alias in spec.aliases]
         text = " ".join((spec.name, *spec.aliases, spec.family, *spec.tags, spec.description)).lower()
-        rows.append((
-            spec.name, name_l, "".join(f"\n{alias}\n" for alias in aliases_l), text, _natural(spec.name),
-            bool(spec.aliases), spec.family, spec.task, spec.modality, spec.plugin, (spec.license or "").lower(),
-            spec.params,
-        ))  # fmt: skip
+        rows.append(
+            (
+                spec.name,
+                name_l,
+                "".join(f"\n{alias}\n" for alias in aliases_l),
+                text,
+                _natural(spec.name),
+                bool(spec.aliases),
+                spec.family,
+                spec.task,
+                spec.modality,
+                spec.plugin,
+                (spec.license or "").lower(),
+                spec.params,
+            )
+        )
         specs_json.append((spec.name, json.dumps(spec.to_dict(), separators=(",", ":"))))
         for alias in aliases_l:
             lookup.setdefault(alias, spec.name)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.errors import PluginError
 from zoo_core.label_sets import class_names
 from zoo_core.loading import load_classifier
-from zoo_core.sources import default_catalogue
 from zoo_core.specs import ImageInput, ModelSpec
 
 __all__ = ["classify"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.checks import CheckReport, Finding
 from zoo_core.plugins import each_result
-from zoo_core.sources import default_catalogue
 from zoo_core.specs import ModelSpec
 
 __all__ = ["check"]

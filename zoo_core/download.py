@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.errors import ChecksumError, DownloadError
 from zoo_core.hub import fetch_from_hub
 from zoo_core.records import ModelRecord, read_record, remove_record, write_record
 from zoo_core.settings import Settings
-from zoo_core.sources import default_catalogue
 from zoo_core.specs import ModelSpec
 from zoo_core.urls import fetch_from_url
 
@@ -43,8 +43,9 @@ def fetch(
         raise DownloadError(f"'{spec.name}' comes from {origin}, not a hub: --revision does not apply")
     try:
         if spec.source.hub is not None:
-            record = fetch_from_hub(spec, settings, revision=revision, offline=offline, force=force, quiet=quiet,
-                                    known=known)  # fmt: skip
+            record = fetch_from_hub(
+                spec, settings, revision=revision, offline=offline, force=force, quiet=quiet, known=known
+            )
         else:
             record = fetch_from_url(spec, settings, offline=offline, force=force, quiet=quiet, known=known)
     except ChecksumError:

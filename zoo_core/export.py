@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zoo_core.catalogue import Catalogue
+from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.errors import ExportError, ModelNotFoundError
 from zoo_core.export_folder import TOKENIZER_FILES, install_export, staging_folder
 from zoo_core.export_graph import (
@@ -47,7 +48,6 @@ from zoo_core.export_graph import (
 )
 from zoo_core.export_metadata import write_metadata
 from zoo_core.plugins import onnx_exporter, used_plugins
-from zoo_core.sources import default_catalogue
 from zoo_core.specs import ImageInput, ModelSpec
 
 __all__ = ["EXPORTERS", "ExportReport", "choose_exporter", "export_onnx", "spec_images"]

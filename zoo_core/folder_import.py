@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 
 from zoo_core import validate
 from zoo_core.catalogue import Catalogue
+from zoo_core.catalogue_sources import reset_catalogue
 from zoo_core.errors import ChecksumError, DownloadError, ModelNotFoundError, UnsafeValueError
 from zoo_core.hashing import git_blob_sha1
 from zoo_core.hubcache import Placement, check_layout, stage
 from zoo_core.records import FileRecord, ModelRecord, write_record
 from zoo_core.settings import Settings
-from zoo_core.sources import reset_catalogue
 from zoo_core.specs import ModelSpec, Source
 from zoo_core.user_registry import add_to_user_registry
 

@@ -69,8 +69,18 @@ def _explain(error: BaseException, spec: ModelSpec, filename: str, revision: str
 class _HubFetch:
     """One model's download: the options, and the commit once the first file has pinned it."""
 
-    def __init__(self, spec: ModelSpec, settings: Settings, revision: str | None, offline: bool, force: bool,
-                 quiet: bool, known: ModelRecord | None, attempts: int, delay: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: Settings,
+        revision: str | None,
+        offline: bool,
+        force: bool,
+        quiet: bool,
+        known: ModelRecord | None,
+        attempts: int,
+        delay: float,
+    ) -> None:
         assert spec.source.hub is not None
         self.spec, self.settings = spec, settings
         self.repo = validate.repo_id(spec.source.hub, f"'{spec.name}': source.hub")
@@ -95,10 +105,17 @@ class _HubFetch:
 
         def call() -> str:
             return hf_hub_download(
-                self.repo, filename, revision=self.revision, endpoint=self.endpoint,
-                cache_dir=self.settings.hub_cache, local_files_only=self.offline, force_download=force,
-                library_name="zoo", library_version=__version__, tqdm_class=self.tqdm_class,
-            )  # fmt: skip
+                self.repo,
+                filename,
+                revision=self.revision,
+                endpoint=self.endpoint,
+                cache_dir=self.settings.hub_cache,
+                local_files_only=self.offline,
+                force_download=force,
+                library_name="zoo",
+                library_version=__version__,
+                tqdm_class=self.tqdm_class,
+            )
 
         with self._explained(filename), guarded(self.spec.name) as guard:
             return Path(with_retries(call, self.attempts, self.delay)), guard.etag
@@ -111,8 +128,9 @@ class _HubFetch:
         with self._explained(filename), guarded(self.spec.name) as guard:
             with_retries(
                 lambda: get_hf_file_metadata(url, library_name="zoo", library_version=__version__),
-                self.attempts, self.delay,
-            )  # fmt: skip
+                self.attempts,
+                self.delay,
+            )
         if guard.etag is None:
             raise UntrustedServerError(f"'{self.spec.name}': the server {self.endpoint} sent no ETag for {filename}")
         return guard.etag
@@ -256,9 +274,14 @@ def _reusable(known: FileRecord | None, etag: str | None, content: Path, spec: M
 
 
 def _verify(
-    filename: str, path: Path, content: Path, etag: str | None, expected: str | None, streamed: str | None,
+    filename: str,
+    path: Path,
+    content: Path,
+    etag: str | None,
+    expected: str | None,
+    streamed: str | None,
     source: str,
-) -> FileRecord | None:  # fmt: skip
+) -> FileRecord | None:
     """A record of the file if its bytes are those its ETag names and, if given, the registry's sha256; else None.
 
     `source` says where the ETag comes from: "hub" (a server's answer, now or at a recorded download) or

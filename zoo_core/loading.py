@@ -6,10 +6,10 @@ import sys
 import warnings
 from typing import TYPE_CHECKING
 
+from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.download import download
 from zoo_core.errors import PluginError
 from zoo_core.plugins import build_backbone
-from zoo_core.sources import default_catalogue
 from zoo_core.specs import ModelSpec
 
 if TYPE_CHECKING:

@@ -39,9 +39,25 @@ _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 _MAX_COUNT = 2**53  # exact in JSON and in the catalogue's SQLite index
 
 _TOP_FIELDS = (
-    "name", "aliases", "plugin", "arch", "family", "task", "modality", "license", "tags", "description",
-    "paper", "source", "sha256", "sha1", "input", "output", "params", "labels",
-)  # fmt: skip
+    "name",
+    "aliases",
+    "plugin",
+    "arch",
+    "family",
+    "task",
+    "modality",
+    "license",
+    "tags",
+    "description",
+    "paper",
+    "source",
+    "sha256",
+    "sha1",
+    "input",
+    "output",
+    "params",
+    "labels",
+)
 _FILE_FIELDS = ("model", "endpoint", "about")  # about: free-form notes (generator, versions) zoo ignores
 _REQUIRED = ("name", "plugin", "arch", "family", "task", "modality", "source", "input")
 _SOURCE_FIELDS = ("hub", "revision", "files", "url", "endpoint", "package")

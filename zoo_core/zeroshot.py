@@ -22,8 +22,10 @@ def zero_shot(model: str | ModelSpec, texts: Sequence[str], labels: Sequence[str
 
     encoder: Any = load(model)
     if not hasattr(encoder, "embed"):
-        raise PluginError(f"'{encoder.spec.name if hasattr(encoder, 'spec') else model}' cannot embed texts: "
-                          "zero-shot needs a text or word-vector model")  # fmt: skip
+        raise PluginError(
+            f"'{encoder.spec.name if hasattr(encoder, 'spec') else model}' cannot embed texts: "
+            "zero-shot needs a text or word-vector model"
+        )
     if len(labels) < 2:
         raise ValueError("zero-shot needs two or more labels")
 

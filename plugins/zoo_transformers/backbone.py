@@ -47,8 +47,9 @@ class TransformerBackbone(Backbone):
         return layers
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.text.max_length,
-                                 return_tensors="pt")  # fmt: skip
+        encoded = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.text.max_length, return_tensors="pt"
+        )
         return dict(encoded)
 
     def features(self, x: Batch) -> torch.Tensor:  # type: ignore[override]

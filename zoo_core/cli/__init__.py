@@ -17,8 +17,8 @@ import click
 
 from zoo_core._version import __version__
 from zoo_core.catalogue import Catalogue
+from zoo_core.catalogue_sources import default_catalogue, use_registry_files
 from zoo_core.errors import ZooError
-from zoo_core.sources import default_catalogue, use_registry_files
 
 __all__ = ["State", "cli", "main"]
 

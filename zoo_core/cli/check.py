@@ -26,12 +26,14 @@ def check_command(state: State, /, name: str, data: Path, as_json: bool) -> None
     """
     report = check(state.catalogue().get(name), data)
     if as_json:
-        print_json({
-            "model": report.model,
-            "usable": report.usable,
-            "findings": [asdict(finding) for finding in report.findings],
-            "transform": repr(report.transform),
-        })  # fmt: skip
+        print_json(
+            {
+                "model": report.model,
+                "usable": report.usable,
+                "findings": [asdict(finding) for finding in report.findings],
+                "transform": repr(report.transform),
+            }
+        )
     else:
         print_table(("level", "check", "finding"), [(f.level, f.check, f.message) for f in report.findings])
         for finding in report.findings:

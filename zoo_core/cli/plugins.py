@@ -33,11 +33,17 @@ def plugins_command(state: State, /, as_json: bool) -> None:
     print_table(
         ("name", "distribution", "version", "status", "models", "families"),
         [
-            (row["name"], row["distribution"] or "-", row["version"] or "-", row["state"], str(row["models"]),
-             _families(row["families"]))
+            (
+                row["name"],
+                row["distribution"] or "-",
+                row["version"] or "-",
+                row["state"],
+                str(row["models"]),
+                _families(row["families"]),
+            )
             for row in rows
         ],
-    )  # fmt: skip
+    )
     for row in rows:
         if row["state"] != "ok":
             fix = f" — fix: {row['hint']}" if row["hint"] else ""

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import pytest
 
+from zoo_core.catalogue_sources import reset_catalogue, use_registry_files
 from zoo_core.checks import CheckReport, Finding
 from zoo_core.hookspecs import hookimpl
 from zoo_core.plugins import Requirement, get_plugin_manager, reset_plugin_manager
 from zoo_core.registry import parse_spec
-from zoo_core.sources import reset_catalogue, use_registry_files
 from zoo_core.specs import ModelSpec
 from zoo_core.testing.hub import HubServer, running_hub
 

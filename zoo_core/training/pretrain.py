@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.catalogue import Catalogue
+from zoo_core.catalogue_sources import default_catalogue, reset_catalogue
 from zoo_core.errors import ModelNameTakenError, RegistryWarning
 from zoo_core.hashing import file_digest
 from zoo_core.plugins import build_backbone
 from zoo_core.registry import parse_spec
 from zoo_core.settings import Settings
-from zoo_core.sources import default_catalogue, reset_catalogue
 from zoo_core.training.features import batches, quiet
 from zoo_core.training.loop import train_epochs
 from zoo_core.training.report import curve_gains

@@ -12,7 +12,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +24,8 @@ from zoo_core.training.data import Dataset
 from zoo_core.training.features import batches, cached_features, quiet
 from zoo_core.training.loop import Epoch, train_epochs
 from zoo_core.training.model import TransferModel, make_head, run_backbone
+from zoo_core.training.options import FinetuneOptions
 from zoo_core.training.splits import Splits
-
-if TYPE_CHECKING:
-    from zoo_core.training.run import FinetuneOptions
 
 __all__ = [
     "FeatureSets",

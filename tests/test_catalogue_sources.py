@@ -12,7 +12,7 @@ from conftest import image_entry
 
 import zoo_core
 from zoo_core import RegistryWarning, hookimpl, parse_spec
-from zoo_core.sources import builtin_registry, load_catalogue, reset_catalogue
+from zoo_core.catalogue_sources import builtin_registry, load_catalogue, reset_catalogue
 from zoo_core.specs import ModelSpec
 
 BERT_OVERRIDE = image_entry("bert-base-uncased", arch="bert")
@@ -45,8 +45,16 @@ def test_plugin_specs_override_the_builtin_file(register_plugin: Callable[[objec
     class Overrider:
         @hookimpl
         def register_models(self) -> list[ModelSpec]:
-            entry = {"name": "bert-base-uncased", "plugin": "mine", "arch": "b", "family": "bert", "task": "t",
-                     "modality": "text", "source": {"hub": "o/r"}, "input": {"tokenizer": "t"}}  # fmt: skip
+            entry = {
+                "name": "bert-base-uncased",
+                "plugin": "mine",
+                "arch": "b",
+                "family": "bert",
+                "task": "t",
+                "modality": "text",
+                "source": {"hub": "o/r"},
+                "input": {"tokenizer": "t"},
+            }
             return [dataclasses.replace(parse_spec(entry, "ignored"), origin="")]
 
     register_plugin(Overrider(), "mine")
