@@ -150,3 +150,25 @@ def test_a_plugins_bad_entry_is_skipped_and_its_other_entries_load(
         catalogue = load_catalogue()
     assert "mine.first" in catalogue and "mine.last" in catalogue
     assert "mine.broken" not in catalogue
+
+
+def test_hostile_plugin_entries_are_refused_one_by_one(register_plugin: Callable[[object, str], None]) -> None:
+    """Keys that are no strings, a circular entry: each is that entry's problem, never the catalogue's."""
+    circular: dict[str, object] = {"name": "mine.loop"}
+    circular["self"] = circular
+
+    class Hostile:
+        @hookimpl
+        def register_models(self) -> list[object]:
+            good = {"name": "mine.good", "plugin": "mine", "arch": "a", "family": "f", "task": "t"}
+            good |= {"modality": "text", "source": {"hub": "o/r"}, "input": {"tokenizer": "t"}}
+            return [{"name": "mine.numbered", 1: 2}, {("a", "tuple"): 1}, circular, good]
+
+    register_plugin(Hostile(), "mine")
+    with pytest.warns(RegistryWarning) as warned:
+        catalogue = load_catalogue()
+    messages = [str(w.message) for w in warned]
+    assert "plugin 'mine': model 'mine.numbered': field '1': unknown field" in " ".join(messages)
+    refused = [m for m in messages if m.startswith("plugin 'mine': register_models returned a mapping that is not")]
+    assert len(refused) == 2
+    assert "mine.good" in catalogue and "mine.numbered" not in catalogue

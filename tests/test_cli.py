@@ -163,4 +163,6 @@ def test_models_of_plugins_not_loaded_are_hidden_and_counted(zoo: Run, monkeypat
     reset_plugin_manager(), reset_catalogue()
     code, out, err = zoo("list")
     assert (code, out) == (0, "") and err.startswith("20 models hidden: their plugins are not loaded: caffe (3),")
-    assert zoo("plugins", "--json")[1] == "[]\n"
+    rows = {row["name"]: row for row in json.loads(zoo("plugins", "--json")[1])}
+    assert rows["transformers"]["state"] == "not loaded" and rows["transformers"]["models"] == 5
+    assert rows["wordvec"]["reason"] == "ZOO_DISABLE_PLUGIN_AUTOLOAD is set"

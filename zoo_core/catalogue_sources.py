@@ -52,24 +52,35 @@ def builtin_registry() -> Path:
 
 def _plugin_sources() -> list[Source]:
     sources: list[Source] = []
-    for plugin, returned in each_result("register_models"):
+    for plugin, returned in each_result("register_models"):  # each_result refuses an answer that is no list
         offered: list[ModelSpec | dict[str, Any]] = []
-        for item in returned if isinstance(returned, list | tuple) else [returned]:
+        for item in returned:
             if isinstance(item, Path):
                 sources.append(item)
             elif isinstance(item, ModelSpec):
                 offered.append(item)
-            elif isinstance(item, Mapping):
-                offered.append(dict(item))
+            elif isinstance(item, Mapping) and (entry := _as_registry_data(item)) is not None:
+                offered.append(entry)
             else:
+                what = "a mapping that is not JSON data" if isinstance(item, Mapping) else f"a {type(item).__name__}"
                 message = (
-                    f"plugin '{plugin}': register_models returned a {type(item).__name__}, "
-                    "not a registry entry (a mapping), a Path or a ModelSpec"
+                    f"plugin '{plugin}': register_models returned {what}, not a registry entry (a mapping of "
+                    "str keys to TOML values), a Path or a ModelSpec; skipped it"
                 )
                 warnings.warn(message, RegistryWarning, stacklevel=2)
         if offered:
             sources.append((f"plugin '{plugin}'", offered))
     return sources
+
+
+def _as_registry_data(entry: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """A plugin's entry as the data a registry file gives (JSON types, str keys), or None when it cannot be:
+    then the entry is validated exactly like a file's, and fingerprinted without surprises."""
+    try:
+        data = json.loads(json.dumps(entry, default=repr))
+    except (TypeError, ValueError, RecursionError):  # keys that are no str/number, a circular entry
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _fingerprint(sources: Sequence[Source]) -> str:

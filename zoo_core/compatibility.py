@@ -39,4 +39,5 @@ def _findings_problem(answer: object) -> str | None:
     if not strays:
         return None
     held = "a list holding " if isinstance(answer, list) else ""
-    return f"returned {held}a {type(strays[0]).__name__}, not a list of Finding"
+    fix = "; return list(report.findings)" if isinstance(answer, CheckReport) else ""  # the hook's old answer
+    return f"returned {held}a {type(strays[0]).__name__}, not a list of Finding{fix}"

@@ -47,7 +47,7 @@ from zoo_core.export_graph import (
     trace,
 )
 from zoo_core.export_metadata import write_metadata
-from zoo_core.plugins import onnx_exporter, used_plugins
+from zoo_core.plugins import onnx_exporter
 from zoo_core.specs import ImageInput, ModelSpec
 
 __all__ = ["EXPORTERS", "ExportReport", "choose_exporter", "export_onnx", "spec_images"]
@@ -227,12 +227,11 @@ def choose_exporter(spec: ModelSpec, exporter: str) -> tuple[str, str]:
     (the first `onnx_exporter` answer, its reason naming the plugin), else zoo's for the modality."""
     if exporter != "auto":
         return exporter, "asked for"
-    with used_plugins() as used:
-        chosen = onnx_exporter(spec)
+    chosen = onnx_exporter(spec)
     if chosen is None:
         return EXPORTERS[spec.modality]
-    plugin = next(name for name, hooks in used.items() if "onnx_exporter" in hooks)
-    return chosen[0], f"plugin '{plugin}': {chosen[1]}"
+    plugin, name, why = chosen
+    return name, f"plugin '{plugin}': {why}"
 
 
 def _graph(subject: _Subject) -> Any:

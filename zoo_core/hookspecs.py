@@ -6,9 +6,10 @@ Every hook returns a value instead of taking callbacks, so a hook is easy to typ
 
 zoo calls a hook plugin by plugin, in pluggy's call order: implementations marked ``tryfirst=True``, then
 the others, the most recently registered first, then those marked ``trylast=True`` (``ZOO_TRACE_PLUGINS=1``
-prints that order). A plugin that raises is named, recorded (`zoo plugins` shows it as an error until a
-later call of that hook succeeds) and skipped for other plugins' models; for its own models (``spec.plugin``
-is its name) the error is reported, naming it.
+prints that order). A plugin that raises (or exits), or answers what the hook cannot use, is named,
+recorded (`zoo plugins` shows it as an error until that hook gives a usable answer that is not ``None``) and
+skipped for other plugins' models; for its own models (``spec.plugin`` is its name) the error is reported,
+naming it. A function marked `hookimpl` whose name is none of these hooks shows the plugin as an error too.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def register_models() -> list[ModelSpec | Path | Mapping[str, Any]]:
 
     Called once each time the catalogue is loaded, after the built-in ``registry.toml`` and before the
     user's registry files (so a user's entry overrides a plugin's, with a warning). Return a list whose
-    items are registry entries (mappings of the same shape as a registry file's ``[[models]]`` tables),
+    items are registry entries (mappings of the same shape as a registry file's ``[[model]]`` tables),
     `Path`s of registry files the plugin ships (TOML, or JSON of the same shape), or `ModelSpec`s built in
     code. zoo validates each entry on its own, as it does a registry file's: a bad entry is skipped with a
     `RegistryWarning` naming the plugin, the entry and the field, and the rest are kept. The lists of all
@@ -74,9 +75,10 @@ def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object | None:
     Called through `zoo_core.plugins.build_backbone` whenever zoo needs the network for a model, with
     a spec whose ``plugin`` field names a plugin whose requirements are installed, and the local folder
     holding its downloaded files (``None`` for random initialisation). Return a `zoo_core.Backbone`
-    subclass instance for a network (a model that is no network, like a word-vector table, returns the
-    object users work with), or ``None`` when the spec is not yours (check ``spec.plugin``). Plugins are
-    asked in call order and the first non-``None`` result wins.
+    subclass instance for a network (anything else is your failure; a model that is no network, modality
+    ``"embedding"`` like a word-vector table, returns the object users work with), or ``None`` when the
+    spec is not yours (check ``spec.plugin``). Plugins are asked in call order and the first non-``None``
+    result wins.
     """
 
 
@@ -94,7 +96,7 @@ def check_input(spec: ModelSpec, data: object, report: CheckReport) -> list[Find
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def convert_weights(format: str, source: Path, destination: Path) -> ModelSpec | None:
     """Convert weights from a foreign format (e.g. ``"caffe"``) into safetensors.
 
@@ -105,7 +107,7 @@ def convert_weights(format: str, source: Path, destination: Path) -> ModelSpec |
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def onnx_exporter(spec: ModelSpec) -> tuple[str, str] | None:
     """Choose torch.onnx's exporter for your models: ``("torchscript" | "dynamo", why)``.
 

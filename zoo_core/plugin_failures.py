@@ -6,9 +6,10 @@ One JSON file, ``$ZOO_HOME/plugins/failures.json``, keyed by plugin and hook::
                                                 "time": "2026-11-26T13:05:12+00:00"}}}}
 
 An entry is added when a plugin's hook raises (or answers what the hook cannot use) and removed when a later
-call of the same hook by the same plugin succeeds; ``version`` is the plugin's distribution version then, so
-a new version is not blamed for an old one's failure. Anything may have written the file, so it is read as
-hostile input: a missing, oversized or malformed file reads as no failures, an entry of the wrong shape is
+call of the same hook by the same plugin gives a usable answer (not None); ``version`` is the plugin's
+distribution version then, so a new version is not blamed for an old one's failure. Anything may have
+written the file, so it is read as hostile input: a missing, oversized or malformed file reads as no
+failures, an entry of the wrong shape (or a time without a timezone, or outside the years 2000-2999 UTC) is
 dropped, and texts are capped. It is written whole or not at all; a home that cannot be written only costs
 the memory of failures, never the command.
 """
@@ -29,6 +30,8 @@ __all__ = ["PluginFailure", "clear_failure", "failures_path", "read_failures", "
 MAX_FILE_BYTES = 256 * 1024  # a larger file is not read: a few hundred entries take a few tens of KiB
 MAX_ENTRIES = 200  # the oldest go first
 MAX_TEXT = 300  # characters kept of an error line, a name or a version
+# the times an entry may have (UTC): failures are recorded now, and any local time of these is a valid datetime
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 
 Key = tuple[str, str]  # (plugin, hook)
 
@@ -41,7 +44,7 @@ class PluginFailure:
     hook: str
     version: str | None  # the plugin's distribution version when it failed; None for an in-memory plugin
     error: str  # what it did, one line: "raised ValueError: boom" or "returned a str, not a list of Finding"
-    time: datetime  # when, timezone-aware
+    time: datetime  # when, in UTC
 
     def describe(self) -> str:
         """``build_backbone raised ValueError: boom (2026-11-26 13:05)``, in local time."""
@@ -79,9 +82,12 @@ def _parse(plugin: str, hook: str, entry: object) -> PluginFailure | None:
         return None
     try:
         when = datetime.fromisoformat(time)
-    except ValueError:
+        if when.tzinfo is None:
+            return None
+        when = when.astimezone(UTC)  # a year 1 or 9999 time with a large offset overflows here
+    except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None or max(len(plugin), len(hook), len(version or ""), len(error)) > MAX_TEXT:
+    if not EARLIEST <= when < LATEST or max(len(plugin), len(hook), len(version or ""), len(error)) > MAX_TEXT:
         return None
     return PluginFailure(plugin, hook, version, error, when)
 

@@ -2,15 +2,17 @@
 
 Plugins come from the ``zoo`` entry-point group (built-ins included) and from `register_plugin` calls.
 Every hook is called through `each_result`: plugin by plugin, in pluggy's call order, each isolated, so
-one broken plugin never breaks the CLI nor another plugin's models. A plugin that fails to import is
-remembered for the process; one that fails in a hook is remembered in ``$ZOO_HOME`` until that hook
-succeeds again (`zoo_core.plugin_failures`), so `zoo plugins` names it in a later command. The manager is
-made on first use, from the environment switches in `zoo_core.settings`, and `reset_plugin_manager` drops
-it (tests use this).
+one broken plugin never breaks the CLI nor another plugin's models. A plugin that fails to import, or
+defines a function marked as a hook that zoo does not have (a misspelling), is remembered for the process;
+one that fails in a hook is remembered in ``$ZOO_HOME`` until that hook answers again
+(`zoo_core.plugin_failures`), so `zoo plugins` names it in a later command. The manager is made on first
+use, from the environment switches in `zoo_core.settings`, and `reset_plugin_manager` drops it (tests use
+this).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import sys
@@ -51,6 +53,8 @@ EXPORTER_NAMES = ("torchscript", "dynamo")  # what an `onnx_exporter` answer may
 # Hooks whose answers act on one model, and so are what `used_plugins` records. The catalogue's hooks are
 # left out: it is loaded for every model at once and cached, so whether they run inside a block is chance.
 MODEL_HOOKS = frozenset({"build_backbone", "check_input", "convert_weights", "onnx_exporter"})
+# Hooks that answer nothing: a call that returns is their success, and clears their recorded failure.
+ANSWERLESS_HOOKS = frozenset({"register_commands"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +77,26 @@ class ZooPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.home = settings.home
         self.tracing = settings.trace_plugins  # ZOO_TRACE_PLUGINS (pluggy's `trace` is its own debugging)
-        self.failures: dict[str, str] = {}  # plugin name -> why it could not be imported (this process only)
+        self.import_errors: dict[str, str] = {}  # plugin name -> why it could not be imported (this process only)
+        self.unknown_hooks: dict[str, str] = {}  # plugin name -> its functions marked as hooks zoo does not have
         self.distributions: dict[str, importlib.metadata.Distribution] = {}
         self.blocked_names: set[str] = set()
+        self.warned: set[tuple[str, str, str | None, str]] = set()  # (plugin, hook, model, problem) warned of
         self._hook_failures: dict[Key, PluginFailure] | None = None  # read from the home on first use
 
-    def record_failure(self, name: str, hook: str, error: BaseException) -> None:
-        self.failures.setdefault(name, f"{hook} raised {type(error).__name__}: {error}")
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """pluggy's `register`, noting the plugin's hook functions that match no hook (pluggy ignores them):
+        the plugin is registered for the others and shown in error, naming them."""
+        registered = super().register(plugin, name)
+        if registered is not None:
+            self.unknown_hooks.pop(registered, None)
+            unknown = [_unknown_hook_problem(self, each) for each in _unknown_hooks(self, plugin)]
+            if unknown:
+                self.unknown_hooks[registered] = "; ".join(unknown)
+        return registered
+
+    def import_failed(self, name: str, hook: str, error: BaseException) -> None:
+        self.import_errors.setdefault(name, f"{hook} raised {type(error).__name__}: {error}")
 
     def hook_failures(self) -> dict[Key, PluginFailure]:
         """Hook failures recorded in the home, this process's included, oldest first."""
@@ -96,6 +113,24 @@ class ZooPluginManager(pluggy.PluginManager):
     def hook_succeeded(self, plugin: str, hook: str) -> None:
         if self.hook_failures().pop((plugin, hook), None) is not None:
             clear_failure(self.home, plugin, hook)
+
+
+def _unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """The names of `plugin`'s hook functions that no hookspec declares (pluggy's `check_pending` rule: those
+    marked ``optionalhook`` are allowed)."""
+    return sorted(
+        caller.name
+        for caller in manager.get_hookcallers(plugin) or ()
+        if not caller.has_spec()
+        and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+    )
+
+
+def _unknown_hook_problem(manager: pluggy.PluginManager, name: str) -> str:
+    hooks = sorted(each for each, caller in vars(manager.hook).items() if caller.has_spec())
+    close = difflib.get_close_matches(name, hooks, n=1)
+    fix = f"rename it to '{close[0]}'" if close else f"zoo's hooks are {', '.join(hooks)}"
+    return f"defines hook '{name}', which zoo does not have, so zoo never calls it; {fix}"
 
 
 _manager: ZooPluginManager | None = None
@@ -134,8 +169,8 @@ def _load_entry_points(manager: ZooPluginManager) -> None:
             continue
         try:
             manager.register(entry_point.load(), name=name)
-        except Exception as error:  # a broken plugin is reported, never fatal
-            manager.record_failure(name, f"importing {entry_point.value}", error)
+        except (Exception, SystemExit) as error:  # a broken plugin is reported, never fatal; nor is its exit
+            manager.import_failed(name, f"importing {entry_point.value}", error)
 
 
 def plugin_distribution(name: str) -> tuple[str | None, str | None]:
@@ -174,32 +209,40 @@ def each_result(
     /,
     *,
     owner: str | None = None,
+    only: str | None = None,
     pass_zoo_errors: bool = False,
     check: Callable[[Any], str | None] | None = None,
     **kwargs: Any,
 ) -> Iterator[tuple[str, Any]]:
     """Ask each plugin in turn, in pluggy's call order, and yield (plugin name, its answer) for each answer
     that is not None. Stop iterating to stop asking: a caller taking the first answer asks no more plugins.
+    With `only`, only that plugin is asked.
 
     This is the one way zoo calls a hook, so that every plugin is isolated, named and traced alike. A plugin
-    that raises, or whose answer `check` finds wrong (it returns what is wrong, or None), is recorded for
-    `zoo plugins`; a later call of the hook that succeeds clears it. When `owner`, the plugin the call is
-    for (a spec's ``plugin``), fails, the error is raised: a `ZooError` as it is (a message for the user), any
-    other as a `PluginError` naming the plugin, its distribution and the model. Any other plugin that fails
-    is skipped with a `PluginWarning` naming it, so it cannot break other plugins' models; with
-    `pass_zoo_errors` its `ZooError`s are raised too (`convert_weights`: the plugin that knows the format
-    explains what is wrong with the user's file). Wrappers are not called: each plugin answers alone.
+    that raises (`SystemExit` included: a plugin does not end zoo), or whose answer `check` finds wrong (it
+    returns what is wrong, or None; hooks whose answers always have one shape are checked here, see
+    `ANSWER_CHECKS`), is recorded for `zoo plugins`; a later answer of the hook that is not None and passes
+    the check clears it (None for another plugin's model says nothing about the plugin's own). When `owner`,
+    the plugin the call is for (a spec's ``plugin``), fails, the error is raised: a `ZooError` as it is (a
+    message for the user), any other as a `PluginError` naming the plugin, its distribution and the model.
+    Any other plugin that fails is skipped with a `PluginWarning` naming it (once per plugin, hook, model and
+    problem in a command), so it cannot break other plugins' models; with `pass_zoo_errors` its `ZooError`s
+    are raised too (`convert_weights`: the plugin that knows the format explains what is wrong with the
+    user's file). Wrappers are not called: each plugin answers alone.
     """
     manager = get_plugin_manager()
+    check = check if check is not None else ANSWER_CHECKS.get(hook_name)
     callers = reversed(getattr(manager.hook, hook_name).get_hookimpls())  # pluggy lists them last-called first
     impls = [impl for impl in callers if not (impl.wrapper or impl.hookwrapper)]
+    if only is not None:
+        impls = [impl for impl in impls if impl.plugin_name == only]
     _trace(manager, f"{hook_name}({_arguments(kwargs)}) asks, in order: {_names(impls)}")
     model = kwargs["spec"].name if isinstance(kwargs.get("spec"), ModelSpec) else None
     for impl in impls:
         name, arguments = impl.plugin_name, [kwargs[argument] for argument in impl.argnames]
         try:
             answer = impl.function(*arguments)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             _trace(manager, f"  {name} raised {error!r}")
             if isinstance(error, ZooError) and (name == owner or pass_zoo_errors):
                 raise  # a message for the user: a bad file, a failed download
@@ -210,7 +253,8 @@ def each_result(
         if problem is not None:
             _fail(manager, hook_name, name, owner, model, problem, None)
             continue
-        manager.hook_succeeded(name, hook_name)
+        if answer is not None or hook_name in ANSWERLESS_HOOKS:
+            manager.hook_succeeded(name, hook_name)
         if answer is not None:
             _note_use(name, hook_name, answer)
             yield name, answer
@@ -223,16 +267,18 @@ def _fail(
     owner: str | None,
     model: str | None,
     problem: str,
-    error: Exception | None,
+    error: BaseException | None,
 ) -> None:
-    """Record a plugin's failure; raise it when the call was for the plugin's model, else warn and go on."""
+    """Record a plugin's failure; raise it when the call was for the plugin's model, else warn (once) and go on."""
     failure = manager.hook_failed(plugin, hook_name, problem)
     distribution, version = plugin_distribution(plugin)
     culprit = f"plugin '{plugin}'" + (f" (distribution {distribution} {version})" if distribution else "")
     what = f"{culprit} failed" + (f" for '{model}'" if model else "") + f": {hook_name} {failure.error}"
     if plugin == owner:
         raise PluginError(f"{what}; see `zoo plugins`") from error
-    warnings.warn(f"{what}; skipped it (see `zoo plugins`)", PluginWarning, stacklevel=4)
+    if (plugin, hook_name, model, problem) not in manager.warned:
+        manager.warned.add((plugin, hook_name, model, problem))
+        warnings.warn(f"{what}; skipped it (see `zoo plugins`)", PluginWarning, stacklevel=4)
 
 
 def _trace(manager: ZooPluginManager, line: str) -> None:
@@ -249,7 +295,7 @@ def _arguments(kwargs: Mapping[str, Any]) -> str:
 
 
 def _short(value: object, width: int = 120) -> str:
-    text = repr(value)
+    text = " ".join(repr(value).split())  # one line: a module's repr spans many
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -257,37 +303,52 @@ def _installed(module: str) -> bool:
     """Whether `module` can be imported, without importing it ("google.protobuf" without "google": no)."""
     try:
         return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
+    except Exception:  # a parent package missing or broken, a name find_spec refuses: zoo cannot import it
         return False
 
 
 def _requirements_problem(answer: object) -> str | None:
-    if isinstance(answer, list | tuple) and all(isinstance(each, Requirement) for each in answer):
-        return None
-    return f"returned {_short(answer, 60)}, not a list of Requirement"
+    if not isinstance(answer, list | tuple) or not all(isinstance(each, Requirement) for each in answer):
+        return f"returned {_short(answer, 60)}, not a list of Requirement"
+    for each in answer:
+        if not isinstance(each.module, str) or not all(part.isidentifier() for part in each.module.split(".")):
+            return f"returned a Requirement whose module {_short(each.module, 60)} is no module name like 'timm'"
+        if not isinstance(each.install, str):
+            return f"returned a Requirement whose install {_short(each.install, 60)} is no command (a str)"
+    return None
 
 
-def _missing_requirements() -> dict[str, list[Requirement]]:
+def _models_problem(answer: object) -> str | None:
+    if isinstance(answer, list | tuple):
+        return None  # its items are checked one by one (`zoo_core.catalogue_sources`): a bad one is skipped
+    return f"returned {_short(answer, 60)}, not a list of registry entries, Paths or ModelSpecs"
+
+
+def _missing_requirements(only: str | None = None) -> dict[str, list[Requirement]]:
     missing: dict[str, list[Requirement]] = {}
-    for name, requirements in each_result("plugin_requirements", check=_requirements_problem):
+    for name, requirements in each_result("plugin_requirements", only=only):
         absent = [each for each in requirements if not _installed(each.module)]
         if absent:
             missing[name] = absent
     return missing
 
 
+def _known_plugins(manager: ZooPluginManager) -> set[str]:
+    """Registered plugins, those that failed to import, and blocked ones an installed entry point names."""
+    # a blocked name is registered as None: it is listed only when an installed entry point has it
+    names = {name for name, plugin in manager.list_name_plugin() if plugin is not None} | set(manager.import_errors)
+    return names | (manager.blocked_names & set(manager.distributions))
+
+
 def plugin_statuses() -> list[PluginStatus]:
     """The state of every plugin zoo knows of: registered, failed to import, or blocked.
 
-    A plugin is in error when it failed to import, or when one of its hooks failed (in this command or an
-    earlier one) and has not succeeded since, in the version installed now.
+    A plugin is in error when it failed to import, defines a hook zoo does not have, or when one of its
+    hooks failed (in this command or an earlier one) and has not answered since, in the version installed now.
     """
     manager = get_plugin_manager()
     missing = _missing_requirements()
-    # a blocked name is registered as None: it is listed only when an installed entry point has it
-    names = {name for name, plugin in manager.list_name_plugin() if plugin is not None} | set(manager.failures)
-    names |= manager.blocked_names & set(manager.distributions)
-    return [_status(manager, name, missing.get(name, [])) for name in sorted(names)]
+    return [_status(manager, name, missing.get(name, [])) for name in sorted(_known_plugins(manager))]
 
 
 def _status(manager: ZooPluginManager, name: str, missing: list[Requirement]) -> PluginStatus:
@@ -297,9 +358,11 @@ def _status(manager: ZooPluginManager, name: str, missing: list[Requirement]) ->
     ]
     if name in manager.blocked_names:
         return PluginStatus(name, distribution, version, "blocked", reason="listed in ZOO_DISABLE_PLUGINS")
-    if name in manager.failures or failed:
-        reason = "; ".join([manager.failures[name]] if name in manager.failures else failed)
-        return PluginStatus(name, distribution, version, "error", reason=reason)
+    if name in manager.import_errors:
+        return PluginStatus(name, distribution, version, "error", reason=manager.import_errors[name])
+    problems = [manager.unknown_hooks[name]] if name in manager.unknown_hooks else []
+    if problems + failed:
+        return PluginStatus(name, distribution, version, "error", reason="; ".join(problems + failed))
     if missing:
         modules = ", ".join(each.module for each in missing)
         hint = " && ".join(dict.fromkeys(each.install for each in missing))
@@ -308,31 +371,51 @@ def _status(manager: ZooPluginManager, name: str, missing: list[Requirement]) ->
 
 
 def _require_usable(spec: ModelSpec) -> None:
-    """Fail with the fixing command when the plugin a spec names cannot run.
+    """Fail with the fixing command when the plugin a spec names cannot run; only that plugin is asked.
 
     A plugin in error only because a hook failed earlier is still asked: the cause (a file, the network)
     may be gone, and a success clears the error.
     """
-    for status in plugin_statuses():
-        if status.name == spec.plugin:
-            if status.state == "ok" or (
-                status.state == "error" and get_plugin_manager().get_plugin(spec.plugin) is not None
-            ):
-                return
-            fix = f"; fix: {status.hint}" if status.hint else ""
-            raise PluginUnavailableError(
-                f"model '{spec.name}' needs plugin '{spec.plugin}', which is {status.state}: {status.reason}{fix}"
-            )
+    manager = get_plugin_manager()
+    if spec.plugin not in _known_plugins(manager):
+        raise PluginUnavailableError(
+            f"model '{spec.name}' needs plugin '{spec.plugin}', which is not installed; "
+            "install the package that provides it, then check with `zoo plugins`"
+        )
+    missing = _missing_requirements(only=spec.plugin).get(spec.plugin, [])
+    status = _status(manager, spec.plugin, missing)
+    if status.state == "ok" or (status.state == "error" and manager.get_plugin(spec.plugin) is not None):
+        return
+    fix = f"; fix: {status.hint}" if status.hint else ""
     raise PluginUnavailableError(
-        f"model '{spec.name}' needs plugin '{spec.plugin}', which is not installed; "
-        "install the package that provides it, then check with `zoo plugins`"
+        f"model '{spec.name}' needs plugin '{spec.plugin}', which is {status.state}: {status.reason}{fix}"
     )
+
+
+def _backbone_problem(spec: ModelSpec) -> Callable[[object], str | None]:
+    """The check of a `build_backbone` answer for `spec`: a `zoo_core.backbone.Backbone`, unless the model is
+    no network (a word-vector table, modality "embedding"), which comes as its plugin builds it."""
+
+    def problem(answer: object) -> str | None:
+        # a Backbone exists only once its module (and torch) is imported: looking it up imports nothing
+        backbone = sys.modules.get("zoo_core.backbone")
+        if spec.modality == "embedding" or (backbone is not None and isinstance(answer, backbone.Backbone)):
+            return None
+        return (
+            f"returned a {type(answer).__name__}, not a zoo_core.Backbone: a model of modality '{spec.modality}' "
+            "is built as an instance of a Backbone subclass"
+        )
+
+    return problem
 
 
 def build_backbone(spec: ModelSpec, weights_dir: Path | None) -> object:
     """Ask the plugins, in call order, to build the spec's network from the files in `weights_dir`."""
     _require_usable(spec)
-    built = next(each_result("build_backbone", owner=spec.plugin, spec=spec, weights_dir=weights_dir), None)
+    answers = each_result(
+        "build_backbone", owner=spec.plugin, check=_backbone_problem(spec), spec=spec, weights_dir=weights_dir
+    )
+    built = next(answers, None)
     if built is None:
         raise PluginError(f"plugin '{spec.plugin}' did not build '{spec.name}' (arch '{spec.arch}')")
     return built[1]
@@ -365,8 +448,19 @@ def _exporter_problem(answer: object) -> str | None:
     return f"returned {_short(answer, 60)}, not (exporter, why) with exporter 'torchscript' or 'dynamo'"
 
 
-def onnx_exporter(spec: ModelSpec) -> tuple[str, str] | None:
-    """The exporter a plugin chooses for the spec, (exporter, why), from the first that answers in call order;
-    None when none does (zoo's choice for the modality stands)."""
+def onnx_exporter(spec: ModelSpec) -> tuple[str, str, str] | None:
+    """The exporter a plugin chooses for the spec, (plugin, exporter, why), from the first that answers in
+    call order; None when none does (zoo's choice for the modality stands)."""
     chosen = next(each_result("onnx_exporter", owner=spec.plugin, check=_exporter_problem, spec=spec), None)
-    return None if chosen is None else chosen[1]
+    if chosen is None:
+        return None
+    plugin, (exporter, why) = chosen
+    return plugin, exporter, why
+
+
+# The checks of hooks whose answers have one shape in every call; `each_result` applies them unless the
+# caller passes its own `check`.
+ANSWER_CHECKS: Mapping[str, Callable[[Any], str | None]] = {
+    "plugin_requirements": _requirements_problem,
+    "register_models": _models_problem,
+}

@@ -1,7 +1,8 @@
 """The ``zoo`` command line: one click group, one module per command group.
 
 `main` is the single place that turns errors into what a user sees: a `ZooError` becomes one line on
-stderr and exit 1, a usage mistake exit 2 (click's), and a traceback appears only with ``--debug``.
+stderr and exit 1, a usage mistake exit 2 (click's), Ctrl-C "Aborted." and exit 130, and a traceback
+appears only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _install_hint(error: ModuleNotFoundError, args: Sequence[str]) -> str:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Run the CLI and exit with its status: 0 ok, 1 user error, 2 usage error."""
+    """Run the CLI and exit with its status: 0 ok, 1 user error, 2 usage error, 130 interrupted (Ctrl-C)."""
     from zoo_core.cli.output import printable
 
     args = list(sys.argv[1:] if args is None else args)
@@ -125,9 +126,12 @@ def main(args: Sequence[str] | None = None) -> None:
         except click.ClickException as error:
             error.show()
             status = error.exit_code
-        except click.Abort:
+        except (KeyboardInterrupt, click.Abort) as error:  # click turns a Ctrl-C inside a command into Abort
+            interrupted = isinstance(error, KeyboardInterrupt) or isinstance(error.__cause__, KeyboardInterrupt)
+            if debug and interrupted:
+                raise
             click.echo("Aborted.", err=True)
-            status = 1
+            status = 130 if interrupted else 1  # 128 + SIGINT, as a shell reports a Ctrl-C
         except ZooError as error:
             if debug:
                 raise

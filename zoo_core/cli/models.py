@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from zoo_core.catalogue import Catalogue, Filters, parse_count
+from zoo_core.catalogue import Filters, parse_count
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table, printable
-from zoo_core.plugins import get_plugin_manager
+from zoo_core.cli.plugins import not_loaded
 from zoo_core.specs import ModelSpec
 
 __all__ = ["COMMANDS"]
@@ -57,13 +57,6 @@ def _filters(
     return Filters(family, task, modality, plugin, wanted, max_params)
 
 
-def _not_loaded(catalogue: Catalogue) -> tuple[str, ...]:
-    """Plugins that entries name but zoo has not loaded (blocked, autoload off, failed to import, absent):
-    their models cannot be used, and `zoo plugins` does not show them as working."""
-    loaded = {name for name, plugin in get_plugin_manager().list_name_plugin() if plugin is not None}
-    return tuple(sorted(set(catalogue.plugins()) - loaded))
-
-
 def _hidden_note(hidden: list[ModelSpec]) -> str:
     counts: dict[str, int] = {}
     for spec in hidden:
@@ -92,8 +85,12 @@ def _show(specs: list[ModelSpec], hidden: list[ModelSpec], as_json: bool, empty:
 def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
     """List the models in the catalogue, sorted by name."""
     catalogue, chosen = state.catalogue(), _filters(licenses=licenses, **filters)
-    usable = dataclasses.replace(chosen, hidden_plugins=_not_loaded(catalogue))
-    hidden = [spec for spec in catalogue.select(chosen) if spec.plugin in usable.hidden_plugins]
+    usable = dataclasses.replace(chosen, hidden_plugins=not_loaded(catalogue))
+    hidden = (
+        [spec for spec in catalogue.select(chosen) if spec.plugin in usable.hidden_plugins]
+        if usable.hidden_plugins
+        else []
+    )
     _show(catalogue.select(usable), hidden, as_json, lambda: catalogue.why_empty(chosen))
 
 
@@ -107,9 +104,13 @@ def search_command(
 ) -> None:
     """Find models by name, alias, family, tag or description; best matches first."""
     catalogue, chosen, text = state.catalogue(), _filters(licenses=licenses, **filters), " ".join(query)
-    usable = dataclasses.replace(chosen, hidden_plugins=_not_loaded(catalogue))
+    usable = dataclasses.replace(chosen, hidden_plugins=not_loaded(catalogue))
     found = catalogue.search(text, usable, limit)
-    hidden = [spec for spec in catalogue.search(text, chosen, None) if spec.plugin in usable.hidden_plugins]
+    hidden = (
+        [spec for spec in catalogue.search(text, chosen, None) if spec.plugin in usable.hidden_plugins]
+        if usable.hidden_plugins
+        else []
+    )
     _show(found, hidden, as_json, lambda: catalogue.why_empty(chosen, text))
 
 
@@ -130,7 +131,7 @@ def info_command(state: State, /, name: str, as_json: bool) -> None:
     """Show everything the catalogue knows about one model."""
     catalogue = state.catalogue()
     spec = catalogue.get(name)
-    if spec.plugin in _not_loaded(catalogue):
+    if spec.plugin in not_loaded(catalogue):
         click.echo(
             f"note: plugin '{spec.plugin}' is not loaded, so '{spec.name}' cannot be used; see `zoo plugins`", err=True
         )

@@ -6,11 +6,20 @@ from dataclasses import asdict
 
 import click
 
+from zoo_core.catalogue import Catalogue
 from zoo_core.cli import State
 from zoo_core.cli.output import print_json, print_table, printable
-from zoo_core.plugins import plugin_statuses
+from zoo_core.plugins import get_plugin_manager, plugin_statuses
+from zoo_core.settings import Settings
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "not_loaded"]
+
+
+def not_loaded(catalogue: Catalogue) -> tuple[str, ...]:
+    """Plugins that entries name but zoo has not loaded (blocked, autoload off, failed to import, absent):
+    their models cannot be used; `zoo list` and `zoo search` leave them out, `zoo plugins` lists them."""
+    loaded = {name for name, plugin in get_plugin_manager().list_name_plugin() if plugin is not None}
+    return tuple(sorted(set(catalogue.plugins()) - loaded))
 
 
 @click.command("plugins")
@@ -27,6 +36,20 @@ def plugins_command(state: State, /, as_json: bool) -> None:
     for status in plugin_statuses():
         families = catalogue.families(status.name)
         rows.append({**asdict(status), "families": families, "models": sum(families.values())})
+    absent = "ZOO_DISABLE_PLUGIN_AUTOLOAD is set" if Settings.from_env().disable_autoload else "not installed"
+    for name in (name for name in not_loaded(catalogue) if name not in {row["name"] for row in rows}):
+        families = catalogue.families(name)
+        where = {"distribution": None, "version": None, "hint": None}
+        rows.append(
+            {
+                "name": name,
+                **where,
+                "state": "not loaded",
+                "reason": absent,
+                "families": families,
+                "models": sum(families.values()),
+            }
+        )
     if as_json:
         print_json(rows)
         return

@@ -17,7 +17,8 @@ Use them from any project that has zoo installed; none is autouse::
   ``fakenet_tiny``, image 3x32x32, 1,000 parameters, tag "toy"), ``fakenet_large.v1`` (image, 5M) and
   ``fakebert.v1`` (text, tokenizer "fake/tokenizer", 16 tokens), all family "fakenet", licence "mit", hub
   repo ``fake/NAME``. Its hooks: `plugin_requirements` (none), `register_models` (those three),
-  `build_backbone` (a `FakeBackbone` recording its arguments), `check_input` (one finding, check "fake":
+  `build_backbone` (a `zoo_core.testing.fake_backbone.FakeBackbone`: a real, tiny Backbone of random
+  weights that records its `spec` and `weights_dir`), `check_input` (one finding, check "fake":
   ok when the data is truthy, else an error) and `convert_weights` (format "fake": copies the file).
 - `hub`: a running `zoo_core.testing.hub.HubServer` on 127.0.0.1, with ``HF_ENDPOINT`` pointing at it.
   ``hub.add_repo(repo, {name: bytes})`` serves files; ``hub.fail(repo, name, fault, times=N)`` spoils the
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ from zoo_core.registry import parse_spec
 from zoo_core.specs import ModelSpec
 from zoo_core.testing.hub import HubServer, running_hub
 
-__all__ = ["FakeBackbone", "FakePlugin", "fake_plugin", "hub", "plugin_registered", "register_plugin", "zoo_env"]
+__all__ = ["FakePlugin", "fake_plugin", "hub", "plugin_registered", "register_plugin", "zoo_env"]
 
 _SWITCHES = (
     "ZOO_REGISTRY",
@@ -96,14 +96,6 @@ def register_plugin(zoo_env: Path) -> Iterator[Callable[[object, str], None]]:
         yield lambda plugin, name: registered.enter_context(plugin_registered(plugin, name))
 
 
-@dataclass(frozen=True)
-class FakeBackbone:
-    """What `FakePlugin` builds: the spec and folder it was asked for, so tests can check the call."""
-
-    spec: ModelSpec
-    weights_dir: Path | None
-
-
 def _fake_entry(name: str, modality: str, **extra: object) -> dict[str, object]:
     inputs: dict[str, dict[str, object]] = {
         "image": {"channels": 3, "height": 32, "width": 32},
@@ -140,8 +132,12 @@ class FakePlugin:
         return [parse_spec(entry, "plugin 'fake'") for entry in entries]
 
     @hookimpl
-    def build_backbone(self, spec: ModelSpec, weights_dir: Path | None) -> FakeBackbone | None:
-        return FakeBackbone(spec, weights_dir) if spec.plugin == "fake" else None
+    def build_backbone(self, spec: ModelSpec, weights_dir: Path | None) -> object | None:
+        if spec.plugin != "fake":
+            return None
+        from zoo_core.testing.fake_backbone import FakeBackbone
+
+        return FakeBackbone(spec, weights_dir)
 
     @hookimpl
     def check_input(self, spec: ModelSpec, data: object, report: CheckReport) -> list[Finding] | None:
