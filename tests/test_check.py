@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import graphlib
-import hashlib
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import Run
+from test_wordvec import spec_for
 
 import zoo_core
 from zoo_core.catalogue_sources import reset_catalogue
@@ -117,14 +117,7 @@ def test_the_text_report_has_zoos_findings_then_the_tokenizers(minilm: zoo_core.
 def write_vectors(path: Path) -> zoo_core.ModelSpec:
     """A four-word GloVe text file of 3-d vectors, and a spec that reads it."""
     path.write_text("the 0.1 0.2 0.3\nfilm 0.4 0.5 0.6\nwas 0.7 0.8 0.9\ngreat 1.0 1.1 1.2\n")
-    base = zoo_core.get("glove-6B-50d")
-    return dataclasses.replace(
-        base,
-        name="test-four-words",
-        source=zoo_core.Source(url=path.as_uri()),
-        sha256={path.name: hashlib.sha256(path.read_bytes()).hexdigest()},
-        input=dataclasses.replace(base.input, file=path.name, dim=3),  # type: ignore[arg-type]
-    )
+    return spec_for(path, dim=3)
 
 
 OOV = "12.5% of tokens and 20.0% of distinct words are out of the vocabulary; most frequent unknown: dull (1)"

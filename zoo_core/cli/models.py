@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from zoo_core.catalogue import Filters, parse_count
+from zoo_core.catalogue import Catalogue, Filters, parse_count
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table, printable
 from zoo_core.cli.plugins import not_loaded
@@ -66,6 +66,20 @@ def _hidden_note(hidden: list[ModelSpec]) -> str:
     return f"{len(hidden)} {models} hidden: their plugins are not loaded: {plugins}; see `zoo plugins`"
 
 
+_Find = Callable[[Filters, int | None], list[ModelSpec]]  # the models passing filters, at most a number of them
+
+
+def _usable_and_hidden(
+    catalogue: Catalogue, chosen: Filters, find: _Find, limit: int | None
+) -> tuple[list[ModelSpec], list[ModelSpec]]:
+    """What `find` gives among the models zoo can use, and every matching model it leaves out because its
+    plugin is not loaded (asked for only when some plugin is not)."""
+    unloaded = not_loaded(catalogue)
+    found = find(dataclasses.replace(chosen, hidden_plugins=unloaded), limit)
+    hidden = [spec for spec in find(chosen, None) if spec.plugin in unloaded] if unloaded else []
+    return found, hidden
+
+
 def _show(specs: list[ModelSpec], hidden: list[ModelSpec], as_json: bool, empty: Callable[[], str]) -> None:
     """The models found, then one line on stderr for the matching models hidden because of their plugin."""
     if as_json:
@@ -85,13 +99,8 @@ def _show(specs: list[ModelSpec], hidden: list[ModelSpec], as_json: bool, empty:
 def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
     """List the models in the catalogue, sorted by name."""
     catalogue, chosen = state.catalogue(), _filters(licenses=licenses, **filters)
-    usable = dataclasses.replace(chosen, hidden_plugins=not_loaded(catalogue))
-    hidden = (
-        [spec for spec in catalogue.select(chosen) if spec.plugin in usable.hidden_plugins]
-        if usable.hidden_plugins
-        else []
-    )
-    _show(catalogue.select(usable), hidden, as_json, lambda: catalogue.why_empty(chosen))
+    found, hidden = _usable_and_hidden(catalogue, chosen, lambda wanted, _: catalogue.select(wanted), None)
+    _show(found, hidden, as_json, lambda: catalogue.why_empty(chosen))
 
 
 @click.command("search")
@@ -104,12 +113,8 @@ def search_command(
 ) -> None:
     """Find models by name, alias, family, tag or description; best matches first."""
     catalogue, chosen, text = state.catalogue(), _filters(licenses=licenses, **filters), " ".join(query)
-    usable = dataclasses.replace(chosen, hidden_plugins=not_loaded(catalogue))
-    found = catalogue.search(text, usable, limit)
-    hidden = (
-        [spec for spec in catalogue.search(text, chosen, None) if spec.plugin in usable.hidden_plugins]
-        if usable.hidden_plugins
-        else []
+    found, hidden = _usable_and_hidden(
+        catalogue, chosen, lambda wanted, most: catalogue.search(text, wanted, most), limit
     )
     _show(found, hidden, as_json, lambda: catalogue.why_empty(chosen, text))
 
