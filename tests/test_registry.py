@@ -156,19 +156,21 @@ def test_unknown_top_level_key_and_unreadable_file(write_registry: Callable[...,
     assert "not UTF-8 text" in _one_error(tmp_path / "latin.toml")
 
 
+JSON_ENTRY = {
+    "name": "x.y",
+    "plugin": "p",
+    "arch": "x",
+    "family": "f",
+    "task": "t",
+    "modality": "embedding",
+    "source": {"hub": "o/r"},
+    "input": {"dim": 8},
+}
+
+
 def test_json_registry_has_the_same_shape(tmp_path: Path) -> None:
-    entry = {
-        "name": "x.y",
-        "plugin": "p",
-        "arch": "x",
-        "family": "f",
-        "task": "t",
-        "modality": "embedding",
-        "source": {"hub": "o/r"},
-        "input": {"dim": 8},
-    }
     path = tmp_path / "models.json"
-    path.write_text(json.dumps({"about": {"generated_by": "test"}, "model": [entry, {**entry, "name": 3}]}))
+    path.write_text(json.dumps({"about": {"generated_by": "test"}, "model": [JSON_ENTRY, {**JSON_ENTRY, "name": 3}]}))
     specs, errors = read_registry_file(path)
     assert [spec.input for spec in specs] == [EmbeddingInput(dim=8)]
     assert "field 'name': expected a string, got 3" in str(errors[0])
@@ -178,32 +180,9 @@ def test_json_registry_has_the_same_shape(tmp_path: Path) -> None:
 
 def test_parse_spec_errors_are_value_errors() -> None:
     with pytest.raises(ValueError, match="plugin 'x': model 'a': field 'modality': 'video' is not one of"):
-        parse_spec(
-            {
-                "name": "a",
-                "plugin": "p",
-                "arch": "a",
-                "family": "f",
-                "task": "t",
-                "modality": "video",
-                "source": {"hub": "o/r"},
-                "input": {},
-            },
-            "plugin 'x'",
-        )
-    entry = {
-        "name": "a",
-        "aliases": ["bad name"],
-        "plugin": "p",
-        "arch": "a",
-        "family": "f",
-        "task": "t",
-        "modality": "embedding",
-        "source": {"hub": "o/r"},
-        "input": {"dim": 2},
-    }
+        parse_spec({**JSON_ENTRY, "name": "a", "modality": "video", "input": {}}, "plugin 'x'")
     with pytest.raises(RegistryError, match="here: model 'a': field 'aliases': 'bad name' is not a model name"):
-        parse_spec(entry, "here")
+        parse_spec({**JSON_ENTRY, "name": "a", "aliases": ["bad name"]}, "here")
 
 
 @pytest.mark.parametrize(
@@ -221,3 +200,59 @@ def test_a_deeply_nested_file_is_one_error_naming_it(write_registry: Callable[..
 def test_a_name_too_long_for_a_file_system_is_refused(write_registry: Callable[..., Path]) -> None:
     path = write_registry(image_entry("a" * 250 + ".v1"))
     assert "field 'name'" in _one_error(path) and "is longer than 200 characters" in _one_error(path)
+
+
+def test_figures_parse_and_survive_every_round_trip(write_registry: Callable[..., Path]) -> None:
+    from zoo_core.registry import check_spec
+    from zoo_core.specs import Figures, ModelSpec
+
+    line = 'figures = { top1 = 80.382, top5 = 95, gmacs = 4.11, images_per_second = 0, pretrained_on = "in1k", measured_by = "me" }\n'
+    (spec,), errors = read_registry_file(write_registry(image_entry("a.b") + line))
+    assert errors == []
+    assert spec.figures == Figures(
+        top1=80.382, top5=95.0, gmacs=4.11, images_per_second=0.0, pretrained_on="in1k", measured_by="me"
+    )
+    assert spec.to_dict()["figures"]["top5"] == 95.0 and spec.to_entry()["figures"]["pretrained_on"] == "in1k"
+    assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert check_spec(spec, spec.origin) == spec
+    (bare,), _ = read_registry_file(write_registry(image_entry("a.b"), "bare.toml"))
+    assert bare.figures == Figures() and "figures" not in bare.to_entry()  # an empty table is not written
+    assert ModelSpec.from_dict(bare.to_dict()) == bare
+
+
+@pytest.mark.parametrize(
+    ("figures", "problem"),
+    [
+        ("top1 = 100.5", "field 'figures.top1': must be a percentage from 0 to 100, got 100.5"),
+        ("top5 = -1", "field 'figures.top5': must be a percentage from 0 to 100, got -1.0"),
+        ("top1 = nan", "field 'figures.top1': must be a percentage from 0 to 100, got nan"),
+        ("gmacs = inf", "field 'figures.gmacs': must be a finite number, 0 or above, got inf"),
+        ("gmacs = -0.5", "field 'figures.gmacs': must be a finite number, 0 or above, got -0.5"),
+        ("images_per_second = -inf", "field 'figures.images_per_second': must be a finite number, 0 or above"),
+        ('top1 = "80"', "field 'figures.top1': expected a number, got '80'"),
+        ("gmacs = true", "field 'figures.gmacs': expected a number, got True"),
+        ("pretrained_on = 1", "field 'figures.pretrained_on': expected a string, got 1"),
+        ('measured_by = " "', "field 'figures.measured_by': must not be empty"),
+        ("top_1 = 80", "field 'figures.top_1': unknown field; did you mean 'top1'?"),
+        ("params = 5", "field 'figures.params': unknown field; known fields: top1, top5, gmacs"),
+    ],
+)
+def test_hostile_figures_are_one_error_naming_the_field(
+    write_registry: Callable[..., Path], figures: str, problem: str
+) -> None:
+    path = write_registry(image_entry("a.b") + f"figures = {{ {figures} }}\n")
+    message = _one_error(path)
+    assert message.startswith(f"{path}:2: model 'a.b': ") and problem in message and "\n" not in message
+
+
+def test_a_figures_value_that_is_no_table_is_refused(write_registry: Callable[..., Path]) -> None:
+    path = write_registry(image_entry("a.b") + "figures = 80\n")
+    assert "model 'a.b': field 'figures': expected a table, got 80" in _one_error(path)
+
+
+def test_json_numbers_too_large_for_a_float_or_to_read_are_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"model": [{**JSON_ENTRY, "figures": {"gmacs": 10**400}}]}))
+    assert _one_error(path) == f"{path}: model 'x.y': field 'figures.gmacs': is too large to be a number"
+    path.write_text('{"model": [{"figures": {"top1": ' + "9" * 5000 + "}}]}")
+    assert _one_error(path) == f"{path}: invalid JSON: a number too long to read; shorten it"

@@ -4,13 +4,19 @@ SQLite keeps a 50,000-entry catalogue cheap: opening a cached index costs millis
 scans lower-cased columns in C. Specs are stored as JSON and rebuilt only for the rows a query returns.
 
 Search ranks, best first: exact name > alias > name or alias prefix > every query word in the name >
-every query word in name, aliases, family, tags or description; when none of these match, close
-spellings of a word in a name or alias ("resnt" finds resnet). Within a rank, a model's default tag
-(the one its alias points at) comes first, then natural name order (``resnet18`` before ``resnet101``).
+every query word in name, aliases, family, tags or description; when none of these match any model
+(filters aside), close spellings of a word in a name or alias ("resnt" finds resnet). Within a rank, a
+model's default tag (the one its alias points at) comes first, then natural name order (``resnet18``
+before ``resnet101``).
+
+A sort by a figure (`SORTS`) replaces that order; a search sorts all its matches, then keeps the first
+`limit`. The most accurate or fastest come first, the smallest or cheapest first, and models without
+the figure last.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -22,7 +28,7 @@ from typing import Any
 from zoo_core.errors import ModelNotFoundError
 from zoo_core.specs import ModelSpec
 
-__all__ = ["Catalogue", "Filters", "parse_count"]
+__all__ = ["SORTS", "Catalogue", "Filters", "parse_count"]
 
 _WORD_FILTERS = ("family", "task", "modality", "plugin")
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
@@ -42,7 +48,8 @@ EXACT, ALIAS, PREFIX, WORDS_IN_NAME, WORDS = 6, 5, 4, 3, 2  # fuzzy matches come
 _SCHEMA = """
 CREATE TABLE models (
     name TEXT PRIMARY KEY, name_l TEXT, aliases_l TEXT, text_l TEXT, natural TEXT, has_alias INTEGER,
-    family TEXT, task TEXT, modality TEXT, plugin TEXT, license_l TEXT, params INTEGER
+    family TEXT, task TEXT, modality TEXT, plugin TEXT, license_l TEXT, params INTEGER,
+    top1 REAL, gmacs REAL, speed REAL
 );
 CREATE TABLE specs (name TEXT PRIMARY KEY, data TEXT);
 CREATE TABLE lookup (key TEXT PRIMARY KEY, name TEXT);
@@ -54,6 +61,13 @@ CREATE TABLE notes (message TEXT);
 _COLUMN = {"license": "license_l"}  # filter name -> column, where they differ
 _WORD = re.compile(r"[a-z]{3,}")  # fuzzy vocabulary: letter runs, so "resnet50" gives "resnet"
 _DIGITS = re.compile(r"\d+")
+# --sort KEY: an ORDER BY clause; unknown figures (NULL) last, then the usual order breaks ties
+SORTS = {
+    "top1": "top1 IS NULL, top1 DESC",
+    "params": "params IS NULL, params",
+    "gmacs": "gmacs IS NULL, gmacs",
+    "speed": "speed IS NULL, speed DESC",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,8 @@ class Filters:
     plugin: str | None = None
     licenses: tuple[str, ...] = ()  # any of these, compared case-insensitively
     max_params: int | None = None  # specs with an unknown parameter count are excluded
+    min_top1: float | None = None  # ImageNet top-1 percent at least this; specs without the figure excluded
+    max_gmacs: float | None = None  # at most this many GMACs; specs without the figure excluded
     hidden_plugins: tuple[str, ...] = ()  # models these plugins build are left out
 
     def sql(self) -> tuple[str, list[Any]]:
@@ -79,13 +95,53 @@ class Filters:
         if self.licenses:
             clauses.append(f"license_l IN ({', '.join('?' * len(self.licenses))})")
             values.extend(each.lower() for each in self.licenses)
-        if self.max_params is not None:
-            clauses.append("params <= ?")
-            values.append(self.max_params)
+        bounds = (("params <= ?", self.max_params), ("top1 >= ?", self.min_top1), ("gmacs <= ?", self.max_gmacs))
+        for clause, bound in bounds:  # NULL (unknown) never passes a comparison
+            if bound is not None:
+                clauses.append(clause)
+                values.append(bound)
         if self.hidden_plugins:
             clauses.append(f"plugin NOT IN ({', '.join('?' * len(self.hidden_plugins))})")
             values.extend(self.hidden_plugins)
         return " AND ".join(clauses), values
+
+
+def _order(sort: str | None, then: str) -> str:
+    """An ORDER BY clause: the figure `sort` names (unknown values last), then `then`."""
+    if sort is None:
+        return then
+    if sort not in SORTS:
+        raise ValueError(f"sort={sort!r} is not one of {', '.join(SORTS)}")
+    return f"{SORTS[sort]}, {then}"
+
+
+_FIGURE_FILTERS = (  # Filters field, option, figure, how it reads, the value closest to passing
+    ("min_top1", "--min-top1", "top1", "top-1", "highest", max),
+    ("max_gmacs", "--max-gmacs", "gmacs", "GMACs", "lowest", min),
+)
+
+
+def _figures_missed(candidates: list[ModelSpec], filters: Filters, scope: str) -> str:
+    """Why no candidate (each passes every other filter) passes the figure filters: the figure closest to
+    passing among them, and how many have no figure at all (a figure filter leaves those out)."""
+    options, reasons = [], []
+    for field, option, figure, label, closest, pick in _FIGURE_FILTERS:
+        bound = getattr(filters, field)
+        if bound is None:
+            continue
+        options.append(f"{option} {bound:g}")
+        known = [value for spec in candidates if (value := getattr(spec.figures, figure)) is not None]
+        if not known:
+            reasons.append(f"none of them has a {label} figure, and a model without one never passes")
+        elif len(known) < len(candidates):
+            missing = len(candidates) - len(known)
+            reasons.append(
+                f"their {closest} {label} is {pick(known):g}, and {missing} without a {label} figure never pass"
+            )
+        else:
+            reasons.append(f"their {closest} {label} is {pick(known):g}")
+    count = len(candidates)
+    return f"{count} model(s) {scope}pass the other filters, but none passes {' '.join(options)}: {'; '.join(reasons)}."
 
 
 def _natural(name: str) -> str:
@@ -118,6 +174,9 @@ def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], note
                 spec.plugin,
                 (spec.license or "").lower(),
                 spec.params,
+                spec.figures.top1,
+                spec.figures.gmacs,
+                spec.figures.images_per_second,
             )
         )
         specs_json.append((spec.name, json.dumps(spec.to_dict(), separators=(",", ":"))))
@@ -125,7 +184,7 @@ def write_index(connection: sqlite3.Connection, specs: Iterable[ModelSpec], note
             lookup.setdefault(alias, spec.name)
         words.extend((word, spec.name) for word in set(_WORD.findall(" ".join((name_l, *aliases_l)))))
     lookup.update({row[1]: row[0] for row in rows})  # a name always beats another model's alias
-    connection.executemany(f"INSERT INTO models VALUES ({', '.join('?' * 12)})", rows)
+    connection.executemany(f"INSERT INTO models VALUES ({', '.join('?' * 15)})", rows)
     connection.executemany("INSERT INTO specs VALUES (?, ?)", specs_json)
     connection.executemany("INSERT INTO lookup VALUES (?, ?)", lookup.items())
     connection.executemany("INSERT INTO words VALUES (?, ?)", words)
@@ -195,13 +254,16 @@ class Catalogue:
         hint = f"did you mean {suggestion}?" if close else f"try `zoo search {name}`"
         raise ModelNotFoundError(f"no model named '{name}' in the catalogue; {hint}")
 
-    def select(self, filters: Filters = Filters()) -> list[ModelSpec]:
-        """Specs that pass `filters`, in natural name order."""
+    def select(self, filters: Filters = Filters(), sort: str | None = None) -> list[ModelSpec]:
+        """Specs that pass `filters`, in natural name order or by the figure `sort` names (a key of `SORTS`)."""
         where, values = filters.sql()
-        return self._specs(f"SELECT name FROM models WHERE {where} ORDER BY natural", values)
+        return self._specs(f"SELECT name FROM models WHERE {where} ORDER BY {_order(sort, 'natural')}", values)
 
-    def search(self, query: str, filters: Filters = Filters(), limit: int | None = 20) -> list[ModelSpec]:
-        """Specs that match `query` and pass `filters`, best first (ranks in the module docstring)."""
+    def search(
+        self, query: str, filters: Filters = Filters(), limit: int | None = 20, sort: str | None = None
+    ) -> list[ModelSpec]:
+        """Specs that match `query` and pass `filters`, best first (ranks in the module docstring), or the
+        first `limit` of all matches in the order of the figure `sort` names."""
         needle = query.strip().lower()
         words = needle.split()
         if not words:
@@ -217,16 +279,27 @@ class Catalogue:
             WHEN {in_text} THEN {WORDS}
             ELSE 0 END"""
         rank_values = [needle, f"\n{needle}\n", needle, needle, f"\n{needle}", *words, *words]
-        sql = f"""SELECT name FROM (SELECT name, natural, has_alias, {rank} AS rank FROM models WHERE {where})
-                  WHERE rank > 0 ORDER BY rank DESC, has_alias DESC, natural LIMIT ?"""
+        sql = f"""SELECT name FROM (SELECT *, {rank} AS rank FROM models WHERE {where})
+                  WHERE rank > 0 ORDER BY {_order(sort, "rank DESC, has_alias DESC, natural")} LIMIT ?"""
         found = self._specs(sql, [*rank_values, *values, -1 if limit is None else limit])
-        return found or self._fuzzy(needle, where, values, limit)
+        if found or (values and self._db.execute(f"SELECT 1 FROM models WHERE {rank} > 0", rank_values).fetchone()):
+            return found  # the filters removed every match: a close spelling is no answer to that (why_empty is)
+        return self._fuzzy(needle, where, values, limit, sort)
 
-    def _fuzzy(self, needle: str, where: str, values: list[Any], limit: int | None) -> list[ModelSpec]:
-        """Models with a name word or alias spelled close to the query ("resnt", "mobilnet"), closest first."""
+    def _fuzzy(
+        self, needle: str, where: str, values: list[Any], limit: int | None, sort: str | None
+    ) -> list[ModelSpec]:
+        """Models with a name word or alias spelled close to the query ("resnt", "mobilnet"), closest first
+        (or in the order of `sort`)."""
         vocabulary = [row[0] for row in self._db.execute("SELECT word FROM vocabulary")]
+        close = difflib.get_close_matches(needle, vocabulary, n=10, cutoff=0.75)
+        if sort is not None:  # all close words' models at once, since the figure decides the order
+            sql = f"""SELECT name FROM models WHERE {where} AND name IN
+                      (SELECT name FROM words WHERE word IN ({", ".join("?" * len(close))}))
+                      ORDER BY {_order(sort, "natural")} LIMIT ?"""
+            return self._specs(sql, [*values, *close, -1 if limit is None else limit])
         names: dict[str, None] = {}  # ordered set
-        for word in difflib.get_close_matches(needle, vocabulary, n=10, cutoff=0.75):
+        for word in close:
             sql = f"""SELECT name FROM models WHERE {where} AND name IN (SELECT name FROM words WHERE word = ?)
                       ORDER BY substr(name_l, 1, length(?)) = ? DESC, has_alias DESC, natural LIMIT ?"""
             rows = self._db.execute(sql, [*values, word, word, word, -1 if limit is None else limit])
@@ -246,6 +319,10 @@ class Catalogue:
                     listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
                     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {listed}"
                     return f"No model has {column} '{value}'{hint}"
+        if filters.min_top1 is not None or filters.max_gmacs is not None:
+            others = dataclasses.replace(filters, min_top1=None, max_gmacs=None)
+            if candidates := self.search(query, others, limit=None) if query else self.select(others):
+                return _figures_missed(candidates, filters, f"match '{query}' and " if query else "")
         if query and (found := self.search(query, Filters(), limit=None)):
             hint = ""
             if filters.max_params is not None and filters.max_params < 1000:

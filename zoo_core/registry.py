@@ -24,6 +24,7 @@ from zoo_core.specs import (
     CROP_MODES,
     MODALITIES,
     EmbeddingInput,
+    Figures,
     ImageInput,
     InputSpec,
     ModelSpec,
@@ -57,11 +58,13 @@ _TOP_FIELDS = (
     "output",
     "params",
     "labels",
+    "figures",
 )
 _FILE_FIELDS = ("model", "endpoint", "about")  # about: free-form notes (generator, versions) zoo ignores
 _REQUIRED = ("name", "plugin", "arch", "family", "task", "modality", "source", "input")
 _SOURCE_FIELDS = ("hub", "revision", "files", "url", "endpoint", "package")
 _OUTPUT_FIELDS = ("num_classes", "feature_dim")
+_FIGURE_FIELDS = ("top1", "top5", "gmacs", "images_per_second", "pretrained_on", "measured_by")
 _INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "image": (
         "channels",
@@ -139,7 +142,12 @@ class _Fields:
 
     def number(self, key: str) -> float | None:
         value = self.get(key, (int, float), "a number")
-        return None if value is None else float(value)
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except OverflowError:  # a JSON integer has no size limit; too long even to print
+            self.fail(key, "is too large to be a number")
 
     def flag(self, key: str) -> bool | None:
         return self.get(key, bool, "true or false")  # type: ignore[no-any-return]
@@ -234,6 +242,29 @@ def _parse_digests(fields: _Fields, files: tuple[str, ...], kind: str) -> dict[s
             fields.fail(f"{kind}.{name}", f"names a file that is not in source.files {list(files)}")
         digests[name] = fields.checked(f"{kind}.{name}", value, functools.partial(validate.digest, kind=kind))
     return digests
+
+
+def _parse_figures(fields: _Fields) -> Figures:
+    """The `figures` table: published accuracy (percentages) and cost (finite, not negative)."""
+    table = fields.sub("figures", _FIGURE_FIELDS)
+    if table is None:
+        return Figures()
+    return Figures(
+        top1=_figure(table, "top1", 100.0),
+        top5=_figure(table, "top5", 100.0),
+        gmacs=_figure(table, "gmacs"),
+        images_per_second=_figure(table, "images_per_second"),
+        pretrained_on=table.text("pretrained_on"),
+        measured_by=table.text("measured_by"),
+    )
+
+
+def _figure(table: _Fields, key: str, most: float = math.inf) -> float | None:
+    value = table.number(key)
+    if value is not None and not (0 <= value <= most and math.isfinite(value)):
+        limit = f"a percentage from 0 to {most:g}" if math.isfinite(most) else "a finite number, 0 or above"
+        table.fail(key, f"must be {limit}, got {value}")
+    return value
 
 
 def _parse_input(fields: _Fields, modality: str) -> InputSpec:
@@ -355,6 +386,7 @@ def parse_spec(
         output=output,
         params=fields.count("params", minimum=1),
         labels=_labels(fields, output),
+        figures=_parse_figures(fields),
         origin=origin,
     )
 
@@ -386,6 +418,8 @@ def _parsed(path: Path, text: str) -> dict[str, Any]:
             document = json.loads(text)
         except json.JSONDecodeError as error:
             raise RegistryError(f"{path}:{error.lineno}: invalid JSON: {error.msg}; fix the syntax there") from None
+        except ValueError:  # Python reads no integer of more than 4,300 digits (sys.get_int_max_str_digits)
+            raise RegistryError(f"{path}: invalid JSON: a number too long to read; shorten it") from None
         if not isinstance(document, dict):
             raise RegistryError(f'{path}: expected a JSON object with a "model" list')
         return document

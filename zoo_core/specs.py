@@ -15,6 +15,7 @@ __all__ = [
     "CROP_MODES",
     "MODALITIES",
     "EmbeddingInput",
+    "Figures",
     "ImageInput",
     "InputSpec",
     "ModelSpec",
@@ -99,6 +100,20 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
+class Figures:
+    """Published accuracy and cost of the pretrained network, as its publisher measured them (zoo measures
+    none of them): what `zoo list --sort` and `--min-top1` use to compare backbones. Each is None when
+    unknown, as it is for most models outside timm."""
+
+    top1: float | None = None  # ImageNet-1k validation top-1 accuracy, percent
+    top5: float | None = None  # ImageNet-1k validation top-5 accuracy, percent
+    gmacs: float | None = None  # billions of multiply-accumulates for one image at the input size
+    images_per_second: float | None = None  # CPU inference at batch size 1, on the publisher's machine
+    pretrained_on: str | None = None  # the data before any fine-tuning: "in1k", "in21k", "ig1b-swsl", …
+    measured_by: str | None = None  # where the figures come from, so a reader can check them
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     """One pretrained model in the catalogue, named the timm way: ``arch.tag`` (``resnet50.a1_in1k``)."""
 
@@ -120,6 +135,7 @@ class ModelSpec:
     output: Output = Output()
     params: int | None = None  # parameter count of the pretrained network
     labels: str | None = None  # the class names of `output`, a label set zoo ships ("imagenet-1k")
+    figures: Figures = Figures()  # published accuracy and cost, to sort and filter by
     origin: str = ""  # the registry file or plugin this entry came from (set by zoo, not by the entry)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +156,7 @@ class ModelSpec:
         fields["input"] = kind(**{key: _tuples(value) for key, value in data["input"].items()})
         fields["source"] = Source(**{key: _tuples(value) for key, value in data["source"].items()})
         fields["output"] = Output(**data["output"])
+        fields["figures"] = Figures(**data["figures"])
         fields["aliases"], fields["tags"] = tuple(data["aliases"]), tuple(data["tags"])
         return cls(**fields)
 

@@ -7,20 +7,21 @@ transformers or onnxruntime.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from zoo_core.catalogue import Catalogue, Filters, parse_count
+from zoo_core.catalogue import SORTS, Catalogue, Filters, parse_count
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table, printable
 from zoo_core.cli.plugins import not_loaded
-from zoo_core.specs import ModelSpec
+from zoo_core.specs import Figures, ModelSpec
 
 __all__ = ["COMMANDS"]
 
-_HEADERS = ("name", "family", "task", "params", "license")
+_HEADERS = ("name", "family", "task", "params", "top1", "gmacs", "license")
 
 
 def _count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -28,6 +29,13 @@ def _count(ctx: click.Context, param: click.Parameter, value: str | None) -> int
         return None if value is None else parse_count(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a count; use e.g. 25000000, 25M or 1.5B") from None
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click's FloatRange lets 'nan' through (it compares false with every bound)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,6 +46,26 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--plugin", help="Only models this plugin builds."),
         click.option("--license", "licenses", multiple=True, help="Only these licenses, comma-separated."),
         click.option("--max-params", metavar="N", callback=_count, help="At most N parameters (25M, 1.5B, …)."),
+        click.option(
+            "--min-top1",
+            metavar="P",
+            type=click.FloatRange(0, 100),
+            callback=_finite,
+            help="ImageNet top-1 of at least P percent; models without the figure are left out.",
+        ),
+        click.option(
+            "--max-gmacs",
+            metavar="G",
+            type=click.FloatRange(min=0),
+            callback=_finite,
+            help="At most G GMACs per image; models without the figure are left out.",
+        ),
+        click.option(
+            "--sort",
+            type=click.Choice(list(SORTS)),
+            help="Order by ImageNet top-1 or CPU speed (highest first), params or GMACs (lowest first); "
+            "models without the figure last.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table."),
     ]
     for option in reversed(options):
@@ -52,9 +80,11 @@ def _filters(
     plugin: str | None,
     licenses: tuple[str, ...],
     max_params: int | None,
+    min_top1: float | None,
+    max_gmacs: float | None,
 ) -> Filters:
     wanted = tuple(part.strip() for value in licenses for part in value.split(",") if part.strip())
-    return Filters(family, task, modality, plugin, wanted, max_params)
+    return Filters(family, task, modality, plugin, wanted, max_params, min_top1, max_gmacs)
 
 
 def _hidden_note(hidden: list[ModelSpec]) -> str:
@@ -85,21 +115,33 @@ def _show(specs: list[ModelSpec], hidden: list[ModelSpec], as_json: bool, empty:
     if as_json:
         print_json([spec.to_dict() for spec in specs])
     elif specs:
-        rows = [(s.name, s.family, s.task, format_count(s.params), s.license or "-") for s in specs]
-        print_table(_HEADERS, rows)
+        print_table(_HEADERS, [_row(spec) for spec in specs])
     elif not hidden:
         click.echo(printable(empty()), err=True)
     if hidden:
         click.echo(printable(_hidden_note(hidden)), err=True)
 
 
+def _row(spec: ModelSpec) -> tuple[str, ...]:
+    top1, gmacs = spec.figures.top1, spec.figures.gmacs
+    return (
+        spec.name,
+        spec.family,
+        spec.task,
+        format_count(spec.params),
+        "-" if top1 is None else f"{top1:.1f}",
+        "-" if gmacs is None else f"{gmacs:.2f}",
+        spec.license or "-",
+    )
+
+
 @click.command("list")
 @_filter_options
 @click.pass_obj
-def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **filters: Any) -> None:
-    """List the models in the catalogue, sorted by name."""
+def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], sort: str | None, **filters: Any) -> None:
+    """List the models in the catalogue, sorted by name (or by --sort)."""
     catalogue, chosen = state.catalogue(), _filters(licenses=licenses, **filters)
-    found, hidden = _usable_and_hidden(catalogue, chosen, lambda wanted, _: catalogue.select(wanted), None)
+    found, hidden = _usable_and_hidden(catalogue, chosen, lambda wanted, _: catalogue.select(wanted, sort), None)
     _show(found, hidden, as_json, lambda: catalogue.why_empty(chosen))
 
 
@@ -109,14 +151,38 @@ def list_command(state: State, /, as_json: bool, licenses: tuple[str, ...], **fi
 @_filter_options
 @click.pass_obj
 def search_command(
-    state: State, /, query: tuple[str, ...], limit: int, as_json: bool, licenses: tuple[str, ...], **filters: Any
+    state: State,
+    /,
+    query: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+    licenses: tuple[str, ...],
+    sort: str | None,
+    **filters: Any,
 ) -> None:
-    """Find models by name, alias, family, tag or description; best matches first."""
+    """Find models by name, alias, family, tag or description; best matches first, or the first --limit of
+    all matches in --sort order."""
     catalogue, chosen, text = state.catalogue(), _filters(licenses=licenses, **filters), " ".join(query)
     found, hidden = _usable_and_hidden(
-        catalogue, chosen, lambda wanted, most: catalogue.search(text, wanted, most), limit
+        catalogue, chosen, lambda wanted, most: catalogue.search(text, wanted, most, sort), limit
     )
     _show(found, hidden, as_json, lambda: catalogue.why_empty(chosen, text))
+
+
+def _describe_figures(figures: Figures) -> str:
+    """The figures as one readable line: "ImageNet-1k top-1 80.382%, top-5 94.598%; 4.11 GMACs; …"."""
+    shown = (("top-1", figures.top1), ("top-5", figures.top5))
+    accuracy = [f"{name} {value:g}%" for name, value in shown if value is not None]
+    parts = [f"ImageNet-1k {', '.join(accuracy)}"] if accuracy else []
+    if figures.gmacs is not None:
+        parts.append(f"{figures.gmacs:g} GMACs")
+    if figures.images_per_second is not None:
+        parts.append(f"{figures.images_per_second:g} images/s on CPU at batch size 1")
+    if figures.pretrained_on is not None:
+        parts.append(f"pretrained on {figures.pretrained_on}")
+    if figures.measured_by is not None:
+        parts.append(f"from {figures.measured_by}")
+    return "; ".join(parts) or "-"
 
 
 def _describe(value: Any) -> str:
@@ -144,7 +210,7 @@ def info_command(state: State, /, name: str, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    data["params"] = format_count(spec.params)
+    data["params"], data["figures"] = format_count(spec.params), _describe_figures(spec.figures)
     width = max(len(key) for key in data)
     for key, value in data.items():
         click.echo(f"{key.ljust(width)}  {printable(_describe(value))}")
