@@ -69,7 +69,7 @@ def test_the_image_check_works_with_the_timm_plugin_disabled(
     assert set(IMAGE_FINDINGS) <= found and report["usable"]
     assert size in next(f["message"] for f in report["findings"] if f["check"] == "image-size")
     assert "Prepare(RGB" in report["transform"] and layout in report["transform"]
-    python = zoo_core.check(name, folder)  # the Python API gives the same report
+    python = zoo_core.check(name, folder, domain=True)  # the Python API gives the same report
     assert [dataclasses.asdict(f) for f in python.findings] == report["findings"]
 
 

@@ -147,8 +147,8 @@ def test_search_info_download_and_load(venv: Venv) -> None:
 def test_check_gives_zoos_findings_then_the_plugins(venv: Venv, digits: DigitFolders) -> None:
     report = venv.zoo_json("check", "digits_cnn", digits.train)
     checks = [finding["check"] for finding in report["findings"]]
-    assert report["usable"] and checks == ["channels", "image-size", "aspect-ratio", "classes", "ink"]
-    assert report["findings"][-1]["message"] == "50 of 50 images are light ink on a dark ground"
+    assert report["usable"] and checks == ["channels", "image-size", "aspect-ratio", "classes", "ink", "domain"]
+    assert report["findings"][-2]["message"] == "50 of 50 images are light ink on a dark ground"
 
 
 def _accuracy(predictions: list[dict[str, Any]]) -> float:

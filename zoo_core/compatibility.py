@@ -13,12 +13,15 @@ from zoo_core.specs import ModelSpec
 __all__ = ["check"]
 
 
-def check(model: str | ModelSpec, data: object) -> CheckReport:
+def check(model: str | ModelSpec, data: object, *, domain: bool = False) -> CheckReport:
     """Findings (ok / warn / error, each with its fix) for `data` against the model's input, and the
     preprocessing transform built from the spec. `data` is a path (file or folder) or an in-memory batch.
 
     zoo's findings come first (`zoo_core.input_check`), then those each plugin's `check_input` adds, in call
     order. A plugin that fails is an error for its own models and skipped for others' (`each_result`).
+    With `domain`, last comes how far the data is from the model's source data (`zoo_core.domain`), measured
+    when the weights are on disk; `zoo check` asks for it, while training, which checks its data for the
+    transform, does not pay for running the model twice.
     """
     from zoo_core.input_check import check_data  # the checks load when data is checked, not on `import zoo_core`
 
@@ -30,7 +33,12 @@ def check(model: str | ModelSpec, data: object) -> CheckReport:
         "check_input", owner=spec.plugin, check=_findings_problem, spec=spec, data=data, report=report
     )
     added = [finding for _, findings in answers for finding in findings]
-    return dataclasses.replace(report, findings=(*report.findings, *added))
+    report = dataclasses.replace(report, findings=(*report.findings, *added))
+    if domain:
+        from zoo_core.domain import data_similarity  # it loads the model: only when asked
+
+        report = dataclasses.replace(report, findings=(*report.findings, data_similarity(spec, data, report)))
+    return report
 
 
 def _findings_problem(answer: object) -> str | None:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from zoo_core.cache import model_state
 from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.errors import ChecksumError, DownloadError
 from zoo_core.hub import fetch_from_hub
 from zoo_core.records import ModelRecord, read_record, remove_record, write_record
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
-from zoo_core.urls import fetch_from_url
+from zoo_core.urls import copied_without_network, fetch_from_url
 
-__all__ = ["download", "fetch"]
+__all__ = ["download", "fetch", "weights_on_disk"]
 
 
 def fetch(
@@ -67,3 +68,16 @@ def download(
 ) -> Path:
     """The local folder holding the model's files, downloaded and verified if needed."""
     return Path(fetch(model, revision=revision, offline=offline, force=force, quiet=quiet).folder)
+
+
+def weights_on_disk(model: str | ModelSpec, settings: Settings | None = None) -> bool:
+    """Whether the model's files are on this machine, so that `fetch` with ``offline=True`` finds them without
+    the network: downloaded earlier under a record that `zoo cache list` shows as verified (judged from the
+    record and the files' sizes and times, nothing hashed), or, for a URL or package source, a local file or an
+    installed distribution's file to copy from."""
+    settings = settings or Settings.from_env()
+    spec = model if isinstance(model, ModelSpec) else default_catalogue().get(model)
+    record = read_record(settings.home, spec.name)
+    if record is not None and model_state(record, spec) == "yes":
+        return True
+    return spec.source.hub is None and copied_without_network(spec)

@@ -33,7 +33,7 @@ from zoo_core.images import (
 )
 from zoo_core.specs import ImageInput, ModelSpec
 
-__all__ = ["check_array", "check_folder", "check_images"]
+__all__ = ["check_array", "check_folder", "check_images", "labelled_files"]
 
 FEW_SAMPLES = 5  # fewer images than this in a class: a warning
 IMBALANCE = 10  # largest class over smallest beyond this: a warning
@@ -63,7 +63,7 @@ def _loose_images(data: Path) -> list[Path]:
     return sorted(p for p in data.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _labelled_files(data: Path) -> list[tuple[Path, str | None]]:
+def labelled_files(data: Path) -> list[tuple[Path, str | None]]:
     """With class folders, the images in them, as training reads them; otherwise the images in `data`."""
     if data.is_file():
         return [(data, None)]
@@ -253,7 +253,7 @@ def _file_findings(data: Path, images: list[_Image], unreadable: list[str]) -> l
 def check_folder(spec: ModelSpec, data: Path) -> CheckReport:
     """Check an image file or folder (class subfolders, or flat) against the spec's input."""
     assert isinstance(spec.input, ImageInput)
-    files = _labelled_files(data)
+    files = labelled_files(data)
     headers, unreadable = read_headers([path for path, _ in files])
     images = [_Image(path, label, headers[path]) for path, label in files if path in headers]
     findings = _file_findings(data, images, unreadable)

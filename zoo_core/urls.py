@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from zoo_core import validate
-from zoo_core.errors import ChecksumError, DownloadError, NotCachedError
+from zoo_core.errors import ChecksumError, DownloadError, NotCachedError, ZooError
 from zoo_core.hashing import file_digest
 from zoo_core.network import silent_tqdm, with_retries
 from zoo_core.records import FileRecord, ModelRecord
@@ -32,7 +32,7 @@ from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 from zoo_core.verification import file_state, same_file
 
-__all__ = ["fetch_from_url", "model_folder"]
+__all__ = ["copied_without_network", "fetch_from_url", "model_folder"]
 
 
 class _HashingWriter:
@@ -187,6 +187,22 @@ def _download_with_retries(url: str, partial: Path, options: _Options) -> str | 
         raise DownloadError(f"downloading {url} failed: {error}") from error
 
 
+def _file_names(spec: ModelSpec) -> list[str]:
+    """The files of a URL or package source: `source.files`, or the last part of the URL."""
+    url = spec.source.url or ""
+    return list(spec.source.files) or [unquote(Path(urlsplit(url).path).name)]  # "my%20net.pth" is "my net.pth"
+
+
+def copied_without_network(spec: ModelSpec) -> bool:
+    """Whether every file of a URL or package source is on this machine to be copied into zoo's cache: a local
+    path that exists, or a file of an installed distribution. Nothing is read or hashed."""
+    try:
+        places = [_local_path(_file_location(spec, name)) for name in _file_names(spec)]
+    except ZooError:  # a distribution that is not installed, or a file it does not list
+        return False
+    return all(place is not None and place.is_file() for place in places)
+
+
 def fetch_from_url(
     spec: ModelSpec,
     settings: Settings,
@@ -204,7 +220,7 @@ def fetch_from_url(
     file is fetched again, and a cached copy is replaced only once the new one is verified.
     """
     url = spec.source.url or ""
-    names = list(spec.source.files) or [unquote(Path(urlsplit(url).path).name)]  # "my%20net.pth" is "my net.pth"
+    names = _file_names(spec)
     missing = [name for name in names if name not in spec.sha256 and name not in spec.sha1]
     if missing:
         raise DownloadError(

@@ -6,11 +6,9 @@ so it is this plugin's, appended after zoo's.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from zoo_core.checks import Finding, Level
 from zoo_core.textdata import as_text_data
-from zoo_wordvec.vectors import WordVectors, tokenize
+from zoo_wordvec.vectors import WordVectors
 
 __all__ = ["vocabulary_findings"]
 
@@ -19,10 +17,9 @@ OOV_WARN, OOV_ERROR = 0.05, 0.5  # share of tokens out of vocabulary
 
 def vocabulary_findings(vectors: WordVectors, data: object) -> list[Finding]:
     """The ``oov`` finding for the tokens of `data` (none when it has no token)."""
-    tokens = [token for text in as_text_data(data).texts for token in tokenize(text)]
+    tokens, unknown = vectors.unknown_words(as_text_data(data).texts)
     if not tokens:
         return []
-    unknown = Counter(token for token in tokens if token not in vectors)
     token_rate = sum(unknown.values()) / len(tokens)
     type_rate = len(unknown) / len(set(tokens))
     worst = ", ".join(f"{word} ({count})" for word, count in unknown.most_common(10))

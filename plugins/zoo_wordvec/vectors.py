@@ -19,6 +19,7 @@ import re
 import tempfile
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, cast
@@ -85,6 +86,12 @@ class WordVectors:
         best = np.argpartition(-scores, min(k + len(skip), len(scores) - 1))[: k + len(skip)]
         ranked = sorted(best, key=lambda row: -scores[row])
         return [(self.words[row], float(scores[row])) for row in ranked if row not in skip][:k]
+
+    def unknown_words(self, texts: Iterable[str]) -> tuple[list[str], Counter[str]]:
+        """The tokens of `texts`, split as `embed` splits them, and those out of the vocabulary with their counts:
+        what the plugin's oov finding and zoo's source-similarity check (`zoo_core.domain`) both count."""
+        tokens = [token for text in texts for token in tokenize(text)]
+        return tokens, Counter(token for token in tokens if token not in self)
 
     def embed(self, texts: Iterable[str]) -> np.ndarray:
         """One vector per text: the mean of its known words' vectors (zeros when none is known)."""

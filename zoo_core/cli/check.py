@@ -18,13 +18,20 @@ __all__ = ["COMMANDS"]
 @click.argument("name")
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--no-domain",
+    "skip_domain",
+    is_flag=True,
+    help="Skip the source/target similarity, which runs the model when its weights are on disk.",
+)
 @click.pass_obj
-def check_command(state: State, /, name: str, data: Path, as_json: bool) -> None:
-    """Check DATA (an image folder, one class per subfolder or flat, or one image) against a model.
+def check_command(state: State, /, name: str, data: Path, as_json: bool, skip_domain: bool) -> None:
+    """Check DATA (an image folder, one class per subfolder or flat, or one image; or a text file) against a
+    model, and how far it is from the data the model was pretrained on.
 
     Exits 0 when the data is usable as it is (warnings allowed), 1 when it is not.
     """
-    report = check(state.catalogue().get(name), data)
+    report = check(state.catalogue().get(name), data, domain=not skip_domain)
     if as_json:
         print_json(
             {
