@@ -6,6 +6,7 @@ The Python API mirrors the CLI::
     zoo_core.search("resnet", license=["apache-2.0"])   # -> list[ModelSpec], best first
     zoo_core.get("resnet50")                             # -> ModelSpec (names and aliases)
     zoo_core.list_models(family="vgg")                   # -> list[ModelSpec], by name
+    zoo_core.rank(Path("photos"), ["efficientnet_lite0", "efficientnet_lite1"])  # -> Ranking, best first
 
 Importing zoo_core is cheap: nothing here imports torch, timm, transformers or onnxruntime.
 """
@@ -43,16 +44,17 @@ from zoo_core.errors import (
 from zoo_core.hookspecs import Requirement, hookimpl
 from zoo_core.loading import load
 from zoo_core.registry import parse_spec
-from zoo_core.specs import EmbeddingInput, ImageInput, ModelSpec, Output, Source, TextInput
+from zoo_core.specs import EmbeddingInput, Figures, ImageInput, ModelSpec, Output, Source, TextInput
 from zoo_core.zeroshot import zero_shot
 
 if TYPE_CHECKING:  # typed for subclassing and calls; at run time `__getattr__` imports them when first used
     from zoo_core.backbone import Backbone as Backbone
     from zoo_core.backbone import LayerGroup as LayerGroup
     from zoo_core.export import export_onnx as export_onnx
+    from zoo_core.ranking import rank as rank
     from zoo_core.runtime import Predictor as Predictor
 
-# Backbone, LayerGroup, Predictor and export_onnx are reached lazily (see __getattr__): they import torch/ORT
+# Backbone, LayerGroup, Predictor, export_onnx and rank are reached lazily (see __getattr__): they import torch/ORT
 __all__ = [
     "ArchiveError",
     "Catalogue",
@@ -62,6 +64,7 @@ __all__ = [
     "DownloadError",
     "EmbeddingInput",
     "ExportError",
+    "Figures",
     "Filters",
     "Finding",
     "ImageInput",
@@ -93,6 +96,7 @@ __all__ = [
     "load",
     "load_catalogue",
     "parse_spec",
+    "rank",
     "search",
     "zero_shot",
 ]
@@ -105,6 +109,8 @@ def _filters(
     plugin: str | None,
     license: str | Sequence[str] | None,
     max_params: int | str | None,
+    min_top1: float | None = None,
+    max_gmacs: float | None = None,
 ) -> Filters:
     licenses = (license,) if isinstance(license, str) else tuple(license or ())
     if isinstance(max_params, str):
@@ -114,7 +120,7 @@ def _filters(
             raise ValueError(f"max_params={max_params!r} is not a count; use e.g. 25000000, '25M' or '1.5B'") from None
     if max_params is not None and (not isinstance(max_params, int) or isinstance(max_params, bool)):
         raise TypeError(f"max_params must be a whole number or a count like '25M', not {max_params!r}")
-    return Filters(family, task, modality, plugin, licenses, max_params)
+    return Filters(family, task, modality, plugin, licenses, max_params, min_top1, max_gmacs)
 
 
 def search(
@@ -127,10 +133,14 @@ def search(
     plugin: str | None = None,
     license: str | Sequence[str] | None = None,
     max_params: int | str | None = None,
+    min_top1: float | None = None,
+    max_gmacs: float | None = None,
+    sort: str | None = None,
 ) -> list[ModelSpec]:
-    """Models matching `query`, best first: exact name, alias, prefix, words, then close spellings."""
-    filters = _filters(family, task, modality, plugin, license, max_params)
-    return default_catalogue().search(query, filters, limit)
+    """Models matching `query`, best first: exact name, alias, prefix, words, then close spellings; or, with
+    `sort` ("top1", "params", "gmacs", "speed"), the first `limit` matches by that figure (unknown last)."""
+    filters = _filters(family, task, modality, plugin, license, max_params, min_top1, max_gmacs)
+    return default_catalogue().search(query, filters, limit, sort)
 
 
 def get(name: str) -> ModelSpec:
@@ -146,14 +156,18 @@ def list_models(
     plugin: str | None = None,
     license: str | Sequence[str] | None = None,
     max_params: int | str | None = None,
+    min_top1: float | None = None,
+    max_gmacs: float | None = None,
+    sort: str | None = None,
 ) -> list[ModelSpec]:
-    """Every model that passes the filters, sorted by name."""
-    return default_catalogue().select(_filters(family, task, modality, plugin, license, max_params))
+    """Every model that passes the filters, sorted by name or by the figure `sort` names (unknown last)."""
+    filters = _filters(family, task, modality, plugin, license, max_params, min_top1, max_gmacs)
+    return default_catalogue().select(filters, sort)
 
 
 def __getattr__(name: str) -> object:
-    """`Backbone`, `LayerGroup`, `Predictor` and `export_onnx` without importing torch or onnxruntime until
-    asked for."""
+    """`Backbone`, `LayerGroup`, `Predictor`, `export_onnx` and `rank` without importing torch or onnxruntime
+    until asked for."""
     if name in ("Backbone", "LayerGroup"):
         from zoo_core import backbone
 
@@ -166,4 +180,8 @@ def __getattr__(name: str) -> object:
         from zoo_core.export import export_onnx as export_onnx
 
         return export_onnx
+    if name == "rank":
+        from zoo_core.ranking import rank as rank
+
+        return rank
     raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")

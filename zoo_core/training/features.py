@@ -21,7 +21,7 @@ from tqdm.auto import tqdm  # type: ignore[import-untyped]
 from zoo_core.images import decode
 from zoo_core.training.data import Dataset
 
-__all__ = ["batches", "cached_features", "quiet"]
+__all__ = ["batches", "cached_features", "features_cache", "quiet"]
 
 
 def quiet() -> bool:
@@ -45,27 +45,44 @@ def batches(
             yield [dataset.items[i] for i in chosen], labels
 
 
-def compute_features(backbone: Any, dataset: Dataset, transform: Any, batch_size: int) -> np.ndarray:
+def features_cache() -> Path:
+    """The folder of cached features, under zoo's home."""
+    from zoo_core.settings import Settings
+
+    return Settings.from_env().home / "features"
+
+
+def compute_features(
+    backbone: Any, dataset: Dataset, transform: Any, batch_size: int, label: str = "features"
+) -> np.ndarray:
     if dataset.kind == "text" and not isinstance(backbone, torch.nn.Module):  # word vectors
         return np.asarray(backbone.embed(dataset.items), dtype=np.float32)
     backbone.eval()
     rows = []
     steps = -(-len(dataset.items) // batch_size)
     with torch.no_grad():
-        for inputs, _ in tqdm(batches(dataset, transform, batch_size), "features", steps, leave=False, disable=quiet()):
+        for inputs, _ in tqdm(batches(dataset, transform, batch_size), label, steps, leave=False, disable=quiet()):
             rows.append(backbone.features(inputs).float().cpu().numpy())
     return np.concatenate(rows)
 
 
 def cached_features(
-    backbone: Any, key_parts: list[str], dataset: Dataset, transform: Any, batch_size: int, cache: Path
+    backbone: Any,
+    key_parts: list[str],
+    dataset: Dataset,
+    transform: Any,
+    batch_size: int,
+    cache: Path,
+    label: str = "features",
 ) -> np.ndarray:
+    """`backbone`'s features of `dataset`, read from `cache` when computed before, else computed (with a
+    progress bar named `label`) and stored whole or not at all."""
     key = hashlib.sha256("\n".join([*key_parts, repr(transform), dataset.fingerprint()]).encode()).hexdigest()[:32]
     path = cache / f"{key}.npy"
     if path.exists():
         cached: np.ndarray = np.load(path)
         return cached
-    features = compute_features(backbone, dataset, transform, batch_size)
+    features = compute_features(backbone, dataset, transform, batch_size, label)
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp.npy")
     np.save(partial, features)

@@ -44,6 +44,7 @@ from zoo_core.download import fetch
 from zoo_core.errors import DataError, RunOptionError
 from zoo_core.loading import load
 from zoo_core.plugins import plugin_distribution, used_plugins
+from zoo_core.records import ModelRecord
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
 from zoo_core.training.model import TransferModel, make_head, run_backbone
@@ -57,6 +58,7 @@ from zoo_core.training.strategies import (
     Trained,
     distributed,
     features_head,
+    features_key,
     frozen_features,
     network_run,
     scratch_network,
@@ -70,6 +72,7 @@ __all__ = [
     "run_splits",
     "seed_everything",
     "usable_transform",
+    "weights_id",
 ]
 
 PACKAGES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-learn", "zoo-tl")
@@ -116,6 +119,11 @@ def run_splits(data: Path, kind: str, options: FinetuneOptions, seed: int) -> Sp
         test_split=options.test_split,
         seed=seed,
     )
+
+
+def weights_id(record: ModelRecord) -> str:
+    """The weights a run uses, by every file's name and sha256: what keys its features and its checkpoint."""
+    return " ".join(f"{file.name}={file.sha256}" for file in sorted(record.files, key=lambda file: file.name))
 
 
 def _versions() -> dict[str, str]:
@@ -222,8 +230,7 @@ def _one_seed(spec: ModelSpec, weights: str, job: Job) -> tuple[TransferModel, d
     run_backbone(backbone, options.drop_last)
     features = None
     if options.strategy == "features" or "knn" in options.baseline:  # the pretrained backbone's, before training
-        key = [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
-        features = frozen_features(backbone, key, job)
+        features = frozen_features(backbone, features_key(spec, weights, options), job)
     features_seconds = time.perf_counter() - started
     if options.strategy == "features":
         assert features is not None
@@ -276,7 +283,7 @@ def _finetune(
         raise RunOptionError("--resume works with one process only: resume without torchrun, or start afresh")
     with _run_folder(out, resume, rank) as staging, pinned_threads(options.threads):
         record = fetch(spec)
-        weights = " ".join(f"{file.name}={file.sha256}" for file in sorted(record.files, key=lambda file: file.name))
+        weights = weights_id(record)
         outcomes: dict[str, list[dict[str, Any]]] = {}
         saved: tuple[TransferModel, dict[str, Trained]] | None = None
         for repeat, (seed, seed_splits) in enumerate(zip(seeds, splits, strict=True)):

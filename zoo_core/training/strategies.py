@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import Dataset
-from zoo_core.training.features import batches, cached_features, quiet
+from zoo_core.training.features import batches, cached_features, features_cache, quiet
 from zoo_core.training.loop import Epoch, train_epochs
 from zoo_core.training.model import TransferModel, make_head, run_backbone
 from zoo_core.training.options import FinetuneOptions
@@ -33,6 +32,7 @@ __all__ = [
     "Trained",
     "distributed",
     "features_head",
+    "features_key",
     "frozen_features",
     "network_run",
     "scratch_network",
@@ -73,9 +73,15 @@ class Trained:
     seconds: float = 0.0  # wall time of its training and scoring, features included
 
 
+def features_key(spec: ModelSpec, weights: str, options: FinetuneOptions) -> list[str]:
+    """What a frozen backbone's features depend on besides preprocessing and data (`cached_features` adds
+    those): `zoo finetune` and `zoo rank` key the cache alike, so one reuses what the other computed."""
+    return [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
+
+
 def frozen_features(backbone: Any, key: list[str], job: Job) -> FeatureSets:
     """Each split's features from `backbone` as loaded (before any fine-tuning), cached on disk."""
-    cache = Settings.from_env().home / "features"
+    cache = features_cache()
     size, transform = job.options.batch_size, job.transform
     train, val, test = (cached_features(backbone, key, part, transform, size, cache) for part in job.splits)
     return FeatureSets(train, val, test)

