@@ -188,14 +188,27 @@ def test_images_rank_with_the_domain_measured_from_each_source_classifier(
     source: tuple[zoo_core.ModelSpec, Path, Path, Path],
 ) -> None:
     """EfficientNet-Lite0's real ImageNet classifier finds digits far from its photos; the digits source model's
-    classifier is sure of anything (even noise), so its domain is not measured."""
+    classifier is sure of anything (even noise), so its domain is not measured; Lite2 cannot see 8-pixel digits
+    (its 260 px input ends in a 9x9 map), and fails alone."""
     from zoo_core.ranking import rank
 
     spec, train, val, test = source
-    ranking = rank(train, [spec, "efficientnet_lite0"], options=FinetuneOptions(val=str(val), test=str(test)))
-    assert ranking.items == 100 and ranking.classes == 5 and not ranking.failed
+    candidates = [spec, "efficientnet_lite0", "efficientnet_lite2"]
+    with pytest.warns(UserWarning, match="efficientnet_lite2.pypi_in1k not ranked: .* 50 image.s. are under 9 px"):
+        ranking = rank(train, candidates, options=FinetuneOptions(val=str(val), test=str(test)))
+    assert ranking.items == 100 and ranking.classes == 5 and list(ranking.failed) == ["efficientnet_lite2.pypi_in1k"]
     found = {model.name: model for model in ranking.models}
     lite0 = found["efficientnet_lite0.pypi_in1k"]
     assert lite0.domain is not None and lite0.domain.level == "warn" and lite0.top1 == pytest.approx(74.846)
     assert found[spec.name].domain is not None and found[spec.name].domain.message.startswith("not measured")
     assert all(np.isfinite(list(model.scores.values())).all() for model in ranking.models)
+
+
+def test_data_that_cannot_be_split_stops_before_any_candidate(tmp_path: Path) -> None:
+    from zoo_core.errors import DataError
+    from zoo_core.ranking import rank
+
+    data = tmp_path / "tiny.csv"
+    data.write_text("text,label\nrain today,weather\nstorm and wind,weather\nbank shares,finance\n")
+    with pytest.raises(DataError, match="class 'finance' has 1 item left"):
+        rank(data, ["glove"])

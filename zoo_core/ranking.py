@@ -22,7 +22,7 @@ from typing import Any
 from zoo_core.catalogue import Catalogue, Filters
 from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.checks import Finding
-from zoo_core.errors import DataError, RunOptionError, ZooError
+from zoo_core.errors import RunOptionError, ZooError
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import Dataset
 from zoo_core.training.options import FinetuneOptions
@@ -151,6 +151,8 @@ def rank(
     most that many items per class (train and validation together). A candidate that cannot be ranked (its
     weights cannot be fetched, its plugin fails) is reported in `failed`, with a warning; none ranked is an error.
     """
+    from zoo_core.training.data import dataset_kind
+    from zoo_core.training.run import run_splits
     from zoo_core.transferability import SCORES
 
     if score not in SCORES:
@@ -161,6 +163,10 @@ def rank(
         raise RunOptionError("no candidates to rank: name at least one model")
     found = catalogue or default_catalogue()
     specs = [model if isinstance(model, ModelSpec) else found.get(model) for model in models]
+    kind = data_kind(data)
+    for spec in specs:
+        if dataset_kind(spec.modality) != kind:
+            raise RunOptionError(f"{spec.name} takes {dataset_kind(spec.modality)} data, and {data} is {kind} data")
     started = time.perf_counter()
     data = data.resolve()
     options = dataclasses.replace(
@@ -168,47 +174,42 @@ def rank(
         val=str(Path(options.val).resolve()) if options.val else None,
         test=str(Path(options.test).resolve()) if options.test else None,
     )
-    ranked, failed, sizes = [], {}, (0, 0)
+    splits = run_splits(data, kind, options, options.seed)  # the data's faults stop here, before any candidate
+    train, val = splits.train, splits.val
+    if budget is not None:
+        train, val = _within_budget(train, val, budget, options.seed)
+    ranked, failed = [], {}
     for spec in specs:
         try:
-            model, sizes = _rank_one(spec, data, score, budget, options)
-        except DataError:
-            raise  # the data's fault, not the candidate's: every candidate would fail alike
-        except (ZooError, OSError, RuntimeError, ValueError) as error:
+            ranked.append(_rank_one(spec, data, train, val, score, options))
+        except (ZooError, OSError, RuntimeError, ValueError) as error:  # this candidate's, e.g. too small an input
             failed[spec.name] = str(error)
             warnings.warn(f"{spec.name} not ranked: {error}", stacklevel=2)
-            continue
-        ranked.append(model)
     if not ranked:
         raise RunOptionError(f"no candidate could be ranked on {data}: {'; '.join(failed.values())}")
     ranked.sort(key=lambda model: -model.score)
-    return Ranking(
-        str(data), score, tuple(ranked), failed, sizes[0], sizes[1], time.perf_counter() - started, _advice(ranked)
-    )
+    seconds = time.perf_counter() - started
+    items = len(train.items) + len(val.items)
+    return Ranking(str(data), score, tuple(ranked), failed, items, len(train.classes), seconds, _advice(ranked))
 
 
 def _rank_one(
-    spec: ModelSpec, data: Path, score: str, budget: int | None, options: FinetuneOptions
-) -> tuple[RankedModel, tuple[int, int]]:
-    """One candidate scored on the train and validation splits; and (items scored, classes)."""
+    spec: ModelSpec, data: Path, train: Dataset, val: Dataset, score: str, options: FinetuneOptions
+) -> RankedModel:
+    """One candidate scored on the train and validation sets."""
     import numpy as np
 
     from zoo_core.domain import source_similarity
     from zoo_core.download import fetch
     from zoo_core.loading import load
-    from zoo_core.training.data import dataset_kind
     from zoo_core.training.features import cached_features, features_cache
     from zoo_core.training.model import run_backbone
-    from zoo_core.training.run import pinned_threads, run_splits, usable_transform, weights_id
+    from zoo_core.training.run import pinned_threads, usable_transform, weights_id
     from zoo_core.training.strategies import features_key
     from zoo_core.transferability import SCORES
 
     started = time.perf_counter()
-    transform = usable_transform(spec, data)
-    splits = run_splits(data, dataset_kind(spec.modality), options, options.seed)
-    train, val = splits.train, splits.val
-    if budget is not None:
-        train, val = _within_budget(train, val, budget, options.seed)
+    transform = usable_transform(spec, data)  # a model the data does not suit (images too small) fails alone
     with pinned_threads(options.threads):
         key = features_key(spec, weights_id(fetch(spec)), options)
         backbone = load(spec)
@@ -218,12 +219,10 @@ def _rank_one(
             cached_features(backbone, key, part, transform, options.batch_size, features_cache(), f"{spec.name} {name}")
             for name, part in (("train", train), ("validation", val))
         ]
-    features = np.concatenate(parts)
-    labels = np.asarray(train.labels + val.labels)
+    features, labels = np.concatenate(parts), np.asarray(train.labels + val.labels)
     scores = {name: float(each.function(features, labels)) for name, each in SCORES.items()}
     seconds = time.perf_counter() - started
-    model = RankedModel(spec.name, scores, scores[score], seconds, spec.params, spec.figures.top1, domain)
-    return model, (len(labels), len(train.classes))
+    return RankedModel(spec.name, scores, scores[score], seconds, spec.params, spec.figures.top1, domain)
 
 
 def _advice(ranked: list[RankedModel]) -> str:
