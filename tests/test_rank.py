@@ -74,7 +74,8 @@ def test_glove_ranks_above_random_vectors_under_every_score(
     best, worst = ranking.models
     for name in SCORES:
         assert best.scores[name] > worst.scores[name], (name, best.scores, worst.scores)
-    assert ranking.recommendation.startswith(f"{glove.name}: `zoo finetune {glove.name} DATA --strategy features`")
+    advice = f"{glove.name}; next: zoo finetune {glove.name} {topics[0]} --strategy features --out RUN (reuses the"
+    assert ranking.recommendation.startswith(advice), ranking.recommendation
     by_linear = rank(topics[0], [noise, glove], score="linear", options=_options(topics))
     assert by_linear.score == "linear" and by_linear.models[0].score == by_linear.models[0].scores["linear"]
 
@@ -169,7 +170,7 @@ def test_cli_prints_the_table_and_the_recommendation(
         lines = out.splitlines()
         assert lines[0].split() == ["RANK", "MODEL", "LOGME", "SECONDS", "PARAMS", "TOP1", "DOMAIN"]
         assert lines[1].split()[:2] == ["1", glove.name] and lines[2].split()[:2] == ["2", noise.name]
-        assert f"recommended: {glove.name}: " in out
+        assert f"recommended: {glove.name}; next: zoo finetune " in out
         code, out, err = zoo("rank", str(topics[0]), *given, "--json", "--score", "hscore")
         data = json.loads(out)
         assert code == 0 and data["score"] == "hscore" and [m["rank"] for m in data["models"]] == [1, 2]
@@ -202,6 +203,8 @@ def test_images_rank_with_the_domain_measured_from_each_source_classifier(
     assert lite0.domain is not None and lite0.domain.level == "warn" and lite0.top1 == pytest.approx(74.846)
     assert found[spec.name].domain is not None and found[spec.name].domain.message.startswith("not measured")
     assert all(np.isfinite(list(model.scores.values())).all() for model in ranking.models)
+    if ranking.models[0] is lite0:  # far from its source: the advice is to train more than a head
+        assert "--strategy finetune --out RUN (its data is far from its source" in ranking.recommendation
 
 
 def test_data_that_cannot_be_split_stops_before_any_candidate(tmp_path: Path) -> None:

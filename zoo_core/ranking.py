@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import shlex
 import time
 import warnings
 from collections.abc import Sequence
@@ -190,7 +191,7 @@ def rank(
     ranked.sort(key=lambda model: -model.score)
     seconds = time.perf_counter() - started
     items = len(train.items) + len(val.items)
-    return Ranking(str(data), score, tuple(ranked), failed, items, len(train.classes), seconds, _advice(ranked))
+    return Ranking(str(data), score, tuple(ranked), failed, items, len(train.classes), seconds, _advice(ranked, data))
 
 
 def _rank_one(
@@ -225,10 +226,12 @@ def _rank_one(
     return RankedModel(spec.name, scores, scores[score], seconds, spec.params, spec.figures.top1, domain)
 
 
-def _advice(ranked: list[RankedModel]) -> str:
-    """The recommendation: the best candidate, what to run next, and the domain warning if it has one."""
+def _advice(ranked: list[RankedModel], data: Path) -> str:
+    """The recommendation: the best candidate and what to run next, which the domain finding may change."""
     best = ranked[0]
-    advice = f"{best.name}: `zoo finetune {best.name} DATA --strategy features` reuses the features computed here"
-    if best.domain is not None and best.domain.level == "warn":
-        advice += f"; but {best.domain.message}: {best.domain.fix}"
-    return advice
+    far = best.domain is not None and best.domain.level == "warn"
+    strategy = "finetune" if far else "features"
+    advice = f"{best.name}; next: zoo finetune {best.name} {shlex.quote(str(data))} --strategy {strategy} --out RUN"
+    if far:
+        return f"{advice} (its data is far from its source: train more than a head; features runs reuse these)"
+    return f"{advice} (reuses the features computed here)"

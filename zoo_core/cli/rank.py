@@ -46,8 +46,6 @@ def _report(ranking: Ranking) -> None:
     for model in ranking.models:
         if model.domain is not None and model.domain.level == "warn":
             click.echo(printable(f"domain ({model.name}): {model.domain.message}; {model.domain.fix}"))
-    for name, why in ranking.failed.items():
-        click.echo(printable(f"not ranked: {name}: {why}"), err=True)
     click.echo(printable(f"recommended: {ranking.recommendation}"))
 
 
