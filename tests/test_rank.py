@@ -215,3 +215,27 @@ def test_data_that_cannot_be_split_stops_before_any_candidate(tmp_path: Path) ->
     data.write_text("text,label\nrain today,weather\nstorm and wind,weather\nbank shares,finance\n")
     with pytest.raises(DataError, match="class 'finance' has 1 item left"):
         rank(data, ["glove"])
+
+
+def test_the_example_session_prints_what_the_docs_show(
+    zoo: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/rank.md's session, run as written; seconds aside (they are the machine's), every line agrees."""
+    import re
+    import shlex
+
+    from zoo_core.training.digits import write_digits
+
+    lines = (EXAMPLES.parent / "docs" / "rank.md").read_text(encoding="utf-8").splitlines()
+    first = next(number for number, line in enumerate(lines) if line.startswith("$ zoo rank digits/"))
+    end = next(number for number in range(first + 1, len(lines)) if lines[number].startswith(("$", "```")))
+    monkeypatch.chdir(tmp_path)
+    write_digits(Path("digits"))
+    code, out, err = zoo(*shlex.split(lines[first])[2:])
+
+    def timeless(text: str) -> list[str]:
+        text = re.sub(r"; \d+ s in all", "; N s in all", text.replace(f"{tmp_path}/", ""))
+        rows = text.splitlines()
+        return [" ".join(row.split()[:3] + row.split()[4:]) if re.match(r"\d+ ", row) else row for row in rows]
+
+    assert code == 0 and timeless(err + out) == timeless("\n".join(lines[first + 1 : end]) + "\n")

@@ -98,7 +98,7 @@ def choose_candidates(
     if top is not None:
         measured = [spec for spec in fitting if spec.figures.top1 is not None]
         if not measured:
-            where = f"family {family!r}" if family else f"{kind} models"
+            where = f"{kind} model of family {family!r}" if family else f"{kind} model"
             raise RunOptionError(f"--top {top}: no {where} has an ImageNet top-1 figure; name models with --models")
         return sorted(measured, key=lambda spec: -(spec.figures.top1 or 0.0))[:top]
     if family:
