@@ -68,13 +68,16 @@ def test_glove_ranks_above_random_vectors_under_every_score(
     from zoo_core.transferability import SCORES
 
     glove, noise = vectors
-    ranking = rank(topics[0], [noise, glove], options=_options(topics))
+    ranking = rank(topics[0], [noise, glove], options=_options(topics), also=("hscore", "linear"))
     assert [model.name for model in ranking.models] == [glove.name, noise.name]
     assert ranking.items == 64 and ranking.classes == 4  # 32 train and 32 validation sentences; test unread
     best, worst = ranking.models
     for name in SCORES:
         assert best.scores[name] > worst.scores[name], (name, best.scores, worst.scores)
-    advice = f"{glove.name}; next: zoo finetune {glove.name} {topics[0]} --strategy features --out RUN (reuses the"
+    given = f"--val {topics[1]} --test {topics[2]}"
+    advice = (
+        f"{glove.name}; next: zoo finetune {glove.name} {topics[0]} {given} --strategy features --out RUN (it reuses"
+    )
     assert ranking.recommendation.startswith(advice), ranking.recommendation
     by_linear = rank(topics[0], [noise, glove], score="linear", options=_options(topics))
     assert by_linear.score == "linear" and by_linear.models[0].score == by_linear.models[0].scores["linear"]
@@ -129,7 +132,10 @@ def test_a_candidate_that_cannot_load_is_reported_and_the_rest_ranked(
     with pytest.warns(UserWarning, match="gone not ranked: "):
         ranking = rank(topics[0], [missing, vectors[0]], options=_options(topics))
     assert [model.name for model in ranking.models] == [vectors[0].name] and list(ranking.failed) == ["gone"]
-    with pytest.raises(RunOptionError, match="no candidate could be ranked on "), pytest.warns(UserWarning):
+    with (
+        pytest.raises(RunOptionError, match=r"none of the 1 candidate\(s\) could be ranked on "),
+        pytest.warns(UserWarning),
+    ):
         rank(topics[0], [missing], options=_options(topics))
 
 
@@ -174,7 +180,7 @@ def test_cli_prints_the_table_and_the_recommendation(
         code, out, err = zoo("rank", str(topics[0]), *given, "--json", "--score", "hscore")
         data = json.loads(out)
         assert code == 0 and data["score"] == "hscore" and [m["rank"] for m in data["models"]] == [1, 2]
-        assert set(data["models"][0]["scores"]) == {"logme", "hscore", "linear"}
+        assert set(data["models"][0]["scores"]) == {"hscore"}  # only what the ranking is by: linear costs seconds
         code, out, err = zoo("rank", str(topics[0]), "--models", "nope-model")
         assert code == 1 and err.startswith("Error: ") and len(err.strip().splitlines()) == 1
 
@@ -203,8 +209,12 @@ def test_images_rank_with_the_domain_measured_from_each_source_classifier(
     assert lite0.domain is not None and lite0.domain.level == "warn" and lite0.top1 == pytest.approx(74.846)
     assert found[spec.name].domain is not None and found[spec.name].domain.message.startswith("not measured")
     assert all(np.isfinite(list(model.scores.values())).all() for model in ranking.models)
-    if ranking.models[0] is lite0:  # far from its source: the advice is to train more than a head
-        assert "--strategy finetune --out RUN (its data is far from its source" in ranking.recommendation
+    best = ranking.models[0]  # the advice follows the best model's domain: train more than a head when it is far
+    assert best.domain is not None
+    far = best.domain.level == "warn"
+    advice = f"{best.name}; next: zoo finetune {best.name} {train} --val {val} --test {test} --strategy "
+    advice += "finetune --out RUN (its data is far" if far else "features --out RUN (it reuses the features"
+    assert ranking.recommendation.startswith(advice), (advice, ranking.recommendation)
 
 
 def test_data_that_cannot_be_split_stops_before_any_candidate(tmp_path: Path) -> None:
@@ -239,3 +249,92 @@ def test_the_example_session_prints_what_the_docs_show(
         return [" ".join(row.split()[:3] + row.split()[4:]) if re.match(r"\d+ ", row) else row for row in rows]
 
     assert code == 0 and timeless(err + out) == timeless("\n".join(lines[first + 1 : end]) + "\n")
+
+
+def test_the_cli_offers_every_score_and_nothing_else() -> None:
+    from zoo_core.cli.rank import SCORE_NAMES
+    from zoo_core.transferability import SCORES
+
+    assert tuple(SCORES) == SCORE_NAMES
+
+
+def test_the_recommended_command_reuses_the_features_with_the_options_rank_used(
+    topics: tuple[Path, Path, Path],
+    vectors: tuple[zoo_core.ModelSpec, zoo_core.ModelSpec],
+    zoo: Run,
+    tmp_path: Path,
+) -> None:
+    """A non-default seed draws other splits: the printed `zoo finetune` carries it, and so reads every feature
+    rank wrote (train and validation) and computes only the test split's."""
+    import shlex
+
+    glove = vectors[0]
+    with registered_in_own_home(glove, tmp_path / "a"):
+        from zoo_core.settings import Settings
+
+        cache = Settings.from_env().home / "features"
+        code, out, err = zoo("rank", str(topics[1]), "--models", glove.name, "--seed", "3", "--test-split", "0.25")
+        assert code == 0, err
+        command = next(line for line in out.splitlines() if line.startswith("recommended: ")).split("next: ")[1]
+        assert command.endswith("--out RUN (it reuses the features computed here)")
+        args = shlex.split(command.split(" (")[0])
+        assert args[:4] == ["zoo", "finetune", glove.name, str(topics[1])] and "--seed" in args
+        assert args[args.index("--seed") + 1] == "3" and args[args.index("--test-split") + 1] == "0.25"
+        before = set(cache.iterdir())
+        code, out, err = zoo(*args[1:-1], str(tmp_path / "run"))
+        assert code == 0, err
+        assert len(before) == 2 and len(set(cache.iterdir()) - before) == 1
+        code, out, err = zoo("rank", str(topics[1]), "--models", glove.name, "--budget", "3")
+        assert "(a --budget scores subsets, not its splits: it computes its features afresh)" in out
+
+
+def test_far_word_vectors_are_still_advised_frozen(tmp_path: Path, vectors: tuple[zoo_core.ModelSpec, ...]) -> None:
+    """Word vectors cannot be fine-tuned: a warning about their vocabulary changes the advice to nothing else."""
+    from zoo_core.ranking import rank
+
+    rows = [f"{['rain storm wind', 'bank shares money'][i % 2]} qzx{i},{'ab'[i % 2]}" for i in range(20)]  # 75% known
+    data = tmp_path / "far.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    ranking = rank(data, [vectors[0]])
+    assert ranking.models[0].domain is not None and ranking.models[0].domain.level == "warn"
+    assert "--strategy features --out RUN" in ranking.recommendation
+
+
+def test_api_takes_a_string_path_names_a_model_once_and_refuses_one_image(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, ...], tmp_path: Path
+) -> None:
+    from zoo_core.errors import DataError
+    from zoo_core.ranking import rank
+
+    glove = vectors[0]
+    ranking = rank(str(topics[0]), [glove, glove], options=_options(topics))
+    assert [model.name for model in ranking.models] == [glove.name]
+    with pytest.raises(RunOptionError, match=r"--budget 2\.5: must be a whole number"):
+        rank(topics[0], [glove], budget=2.5)  # type: ignore[arg-type]
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(
+        DataError, match=r"cat\.png: one image is no labelled dataset; give a folder with one subfolder"
+    ):
+        rank(picture, ["efficientnet_lite0"])
+
+
+def test_any_error_of_one_candidate_leaves_the_others_ranked(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even an error zoo does not expect (a plugin's TypeError) is that candidate's alone."""
+    import zoo_core.domain
+    from zoo_core.ranking import rank
+
+    glove, noise = vectors
+    measure = zoo_core.domain.source_similarity
+
+    def broken_for_noise(spec: zoo_core.ModelSpec, *args: object) -> object:
+        if spec.name == noise.name:
+            raise TypeError("a plugin's bug")
+        return measure(spec, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zoo_core.domain, "source_similarity", broken_for_noise)
+    with pytest.warns(UserWarning, match=f"{noise.name} not ranked: a plugin's bug"):
+        ranking = rank(topics[0], [noise, glove], options=_options(topics))
+    assert [model.name for model in ranking.models] == [glove.name] and ranking.failed == {noise.name: "a plugin's bug"}

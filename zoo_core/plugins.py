@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
@@ -33,6 +33,9 @@ from zoo_core.plugin_failures import Key, PluginFailure, clear_failure, read_fai
 from zoo_core.settings import Settings
 from zoo_core.specs import ModelSpec
 
+if TYPE_CHECKING:
+    from zoo_core.catalogue import Catalogue
+
 __all__ = [
     "PluginStatus",
     "Requirement",
@@ -41,6 +44,7 @@ __all__ = [
     "convert_weights",
     "each_result",
     "get_plugin_manager",
+    "not_loaded",
     "onnx_exporter",
     "plugin_distribution",
     "plugin_statuses",
@@ -464,3 +468,10 @@ ANSWER_CHECKS: Mapping[str, Callable[[Any], str | None]] = {
     "plugin_requirements": _requirements_problem,
     "register_models": _models_problem,
 }
+
+
+def not_loaded(catalogue: Catalogue) -> tuple[str, ...]:
+    """Plugins that entries name but zoo has not loaded (blocked, autoload off, failed to import, absent):
+    their models cannot be used; `zoo list` and `zoo search` leave them out, `zoo plugins` lists them."""
+    loaded = {name for name, plugin in get_plugin_manager().list_name_plugin() if plugin is not None}
+    return tuple(sorted(set(catalogue.plugins()) - loaded))

@@ -23,7 +23,7 @@ from typing import Any
 from zoo_core.catalogue import Catalogue, Filters
 from zoo_core.catalogue_sources import default_catalogue
 from zoo_core.checks import Finding
-from zoo_core.errors import RunOptionError, ZooError
+from zoo_core.errors import DataError, RunOptionError
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import Dataset
 from zoo_core.training.options import FinetuneOptions
@@ -35,10 +35,11 @@ FAMILY_LIMIT = 10  # a family larger than this needs --top: every candidate is d
 
 @dataclass(frozen=True)
 class RankedModel:
-    """One candidate's outcome: every score (higher is better), the chosen one, and what it cost."""
+    """One candidate's outcome: its scores (higher is better), the one ranked by, and what it cost."""
 
     name: str
-    scores: dict[str, float]  # every score of `zoo_core.transferability.SCORES`, by name
+    modality: str  # what the model takes: image, text or embedding (word vectors, used frozen only)
+    scores: dict[str, float]  # the scores computed (of `zoo_core.transferability.SCORES`), by name
     score: float  # the score the ranking is by
     seconds: float  # features (or reading them from the cache) and scores
     params: int | None
@@ -68,8 +69,15 @@ class Ranking:
 
 
 def data_kind(data: Path) -> str:
-    """A folder holds images (one subfolder per class); a file holds labelled texts."""
-    return "image" if data.is_dir() else "text"
+    """A folder holds images (one subfolder per class); a file holds labelled texts; a single image is no
+    labelled dataset."""
+    from zoo_core.images import IMAGE_SUFFIXES
+
+    if data.is_dir():
+        return "image"
+    if data.suffix.lower() in IMAGE_SUFFIXES:
+        raise DataError(f"{data}: one image is no labelled dataset; give a folder with one subfolder per class")
+    return "text"
 
 
 def choose_candidates(
@@ -94,7 +102,11 @@ def choose_candidates(
                     f"name {kind} models"
                 )
         return chosen
-    fitting = [spec for spec in catalogue.select(Filters(family=family)) if dataset_kind(spec.modality) == kind]
+    from zoo_core.plugins import not_loaded
+
+    unloaded = not_loaded(catalogue)  # as `zoo list` and `zoo search`, leave out what cannot load
+    hidden = Filters(family=family, hidden_plugins=unloaded)
+    fitting = [spec for spec in catalogue.select(hidden) if dataset_kind(spec.modality) == kind]
     if top is not None:
         measured = [spec for spec in fitting if spec.figures.top1 is not None]
         if not measured:
@@ -112,12 +124,10 @@ def choose_candidates(
         return fitting
     from zoo_core.download import weights_on_disk
 
-    local = [spec for spec in catalogue if dataset_kind(spec.modality) == kind and weights_on_disk(spec)]
+    local = [spec for spec in fitting if weights_on_disk(spec)]
     if not local:
-        raise RunOptionError(
-            f"no {kind} model has its weights on disk to rank: name candidates with --models, or add --top K to "
-            "rank the K best by ImageNet top-1 (their weights are downloaded)"
-        )
+        top_k = ", or add --top K to rank the K best by ImageNet top-1 (downloaded)" if kind == "image" else ""
+        raise RunOptionError(f"no {kind} model has its weights on disk to rank: name candidates with --models{top_k}")
     return local
 
 
@@ -138,12 +148,13 @@ def _within_budget(train: Dataset, val: Dataset, budget: int, seed: int) -> tupl
 
 
 def rank(
-    data: Path,
+    data: str | Path,
     models: Sequence[str | ModelSpec],
     score: str = "logme",
     budget: int | None = None,
     options: FinetuneOptions = FinetuneOptions(),
     catalogue: Catalogue | None = None,
+    also: Sequence[str] = (),
 ) -> Ranking:
     """Score every candidate in `models` on `data` and rank them by `score`, best first.
 
@@ -151,19 +162,23 @@ def rank(
     `threads` decide which items are scored and key the features as a features run would. `budget` keeps at
     most that many items per class (train and validation together). A candidate that cannot be ranked (its
     weights cannot be fetched, its plugin fails) is reported in `failed`, with a warning; none ranked is an error.
+    Only `score` is computed, and the scores `also` names beside it (the linear probe costs seconds a model).
     """
     from zoo_core.training.data import dataset_kind
     from zoo_core.training.run import run_splits
     from zoo_core.transferability import SCORES
 
-    if score not in SCORES:
-        raise RunOptionError(f"--score {score}: not one of {', '.join(SCORES)}")
-    if budget is not None and budget < 2:
-        raise RunOptionError(f"--budget {budget}: must be at least 2 (items per class)")
+    for name in (score, *also):
+        if name not in SCORES:
+            raise RunOptionError(f"--score {name}: not one of {', '.join(SCORES)}")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 2):
+        raise RunOptionError(f"--budget {budget}: must be a whole number of items per class, at least 2")
     if not models:
         raise RunOptionError("no candidates to rank: name at least one model")
     found = catalogue or default_catalogue()
-    specs = [model if isinstance(model, ModelSpec) else found.get(model) for model in models]
+    named = [model if isinstance(model, ModelSpec) else found.get(model) for model in models]
+    specs = list({spec.name: spec for spec in named}.values())  # a model named twice (or by an alias) once
+    data = Path(data)
     kind = data_kind(data)
     for spec in specs:
         if dataset_kind(spec.modality) != kind:
@@ -179,25 +194,27 @@ def rank(
     train, val = splits.train, splits.val
     if budget is not None:
         train, val = _within_budget(train, val, budget, options.seed)
+    computed = tuple(dict.fromkeys((score, *also)))
     ranked, failed = [], {}
     for spec in specs:
         try:
-            ranked.append(_rank_one(spec, data, train, val, score, options))
-        except (ZooError, OSError, RuntimeError, ValueError) as error:  # this candidate's, e.g. too small an input
-            failed[spec.name] = str(error)
-            warnings.warn(f"{spec.name} not ranked: {error}", stacklevel=2)
+            ranked.append(_rank_one(spec, data, train, val, computed, options))
+        except Exception as error:  # this candidate's alone (too small an input, a failing plugin): rank the rest
+            failed[spec.name] = str(error).strip().split("\n")[0] or type(error).__name__
+            warnings.warn(f"{spec.name} not ranked: {failed[spec.name]}", stacklevel=2)
     if not ranked:
-        raise RunOptionError(f"no candidate could be ranked on {data}: {'; '.join(failed.values())}")
-    ranked.sort(key=lambda model: -model.score)
+        raise RunOptionError(f"none of the {len(specs)} candidate(s) could be ranked on {data} (each said why above)")
+    ranked.sort(key=lambda model: -model.scores[score])
     seconds = time.perf_counter() - started
     items = len(train.items) + len(val.items)
-    return Ranking(str(data), score, tuple(ranked), failed, items, len(train.classes), seconds, _advice(ranked, data))
+    advice = _advice(ranked, data, options, budget)
+    return Ranking(str(data), score, tuple(ranked), failed, items, len(train.classes), seconds, advice)
 
 
 def _rank_one(
-    spec: ModelSpec, data: Path, train: Dataset, val: Dataset, score: str, options: FinetuneOptions
+    spec: ModelSpec, data: Path, train: Dataset, val: Dataset, computed: tuple[str, ...], options: FinetuneOptions
 ) -> RankedModel:
-    """One candidate scored on the train and validation sets."""
+    """One candidate scored on the train and validation sets by each score `computed` names (the first ranks)."""
     import numpy as np
 
     from zoo_core.domain import source_similarity
@@ -220,18 +237,32 @@ def _rank_one(
             cached_features(backbone, key, part, transform, options.batch_size, features_cache(), f"{spec.name} {name}")
             for name, part in (("train", train), ("validation", val))
         ]
-    features, labels = np.concatenate(parts), np.asarray(train.labels + val.labels)
-    scores = {name: float(each.function(features, labels)) for name, each in SCORES.items()}
+    features = np.concatenate(parts)
+    labels = np.asarray([train.classes[label] for label in train.labels + val.labels])  # named in messages
+    scores = {name: float(SCORES[name](features, labels)) for name in computed}
     seconds = time.perf_counter() - started
-    return RankedModel(spec.name, scores, scores[score], seconds, spec.params, spec.figures.top1, domain)
+    figures = (seconds, spec.params, spec.figures.top1, domain)
+    return RankedModel(spec.name, spec.modality, scores, scores[computed[0]], *figures)
 
 
-def _advice(ranked: list[RankedModel], data: Path) -> str:
-    """The recommendation: the best candidate and what to run next, which the domain finding may change."""
+def _advice(ranked: list[RankedModel], data: Path, options: FinetuneOptions, budget: int | None) -> str:
+    """The recommendation: the best candidate and the `zoo finetune` to run next, with the options that make its
+    splits and features the ones scored here; the domain finding may advise training more than a head."""
     best = ranked[0]
     far = best.domain is not None and best.domain.level == "warn"
-    strategy = "finetune" if far else "features"
-    advice = f"{best.name}; next: zoo finetune {best.name} {shlex.quote(str(data))} --strategy {strategy} --out RUN"
-    if far:
-        return f"{advice} (its data is far from its source: train more than a head; features runs reuse these)"
-    return f"{advice} (reuses the features computed here)"
+    trainable = best.modality != "embedding"  # word vectors are only used frozen
+    strategy = "finetune" if far and trainable else "features"
+    defaults = FinetuneOptions()
+    given = [
+        f"--{key.replace('_', '-')} {shlex.quote(str(getattr(options, key)))}"
+        for key in ("val", "test", "val_split", "test_split", "seed", "drop_last", "threads")
+        if getattr(options, key) != getattr(defaults, key)
+    ]
+    command = " ".join(["zoo finetune", best.name, shlex.quote(str(data)), *given, "--strategy", strategy])
+    if budget is not None:
+        why = "a --budget scores subsets, not its splits: it computes its features afresh"
+    elif far and trainable:
+        why = "its data is far from its source: train more than a head; a features run would reuse these features"
+    else:
+        why = "it reuses the features computed here"
+    return f"{best.name}; next: {command} --out RUN ({why})"

@@ -194,8 +194,9 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
 
     The features are used as given, neither centred nor standardised, as in the paper and its reference
     code, so the numbers compare with published LogME values. (With fewer items than dimensions the
-    reference code's default leaves (D - n)/2 log alpha out of the evidence, thuml/LogME issue 23; this is
-    the evidence itself, as its `_fit_icml` computes it.) The model has no intercept: a feature that is
+    reference code's default sums log(alpha + beta sigma) over the n nonzero eigenvalues only, leaving out
+    the (D - n) log alpha of the zero ones, thuml/LogME issue 23; this is the evidence itself, as its
+    `_fit_icml` computes it.) The model has no intercept: a feature that is
     nearly constant, as pooled ReLU features are, plays that part. Standardising would change the prior's
     shape (each feature scaled by its own number); the overall scale changes nothing, because alpha absorbs
     it. All-zero features explain nothing: each class of frequency p gets the evidence of noise alone,
@@ -257,16 +258,7 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> flo
     return float(np.mean(cross_val_score(probe, items.features, items.classes, cv=folds)))
 
 
-@dataclass(frozen=True)
-class Score:
-    """A transferability score `zoo rank` can rank by: the function and what its number means."""
+Score = Callable[[np.ndarray, np.ndarray], float]  # (features, labels) -> score, higher is better
 
-    function: Callable[[np.ndarray, np.ndarray], float]  # (features, labels) -> score, higher is better
-    description: str  # one line, for `zoo rank --help` and the docs
-
-
-SCORES: dict[str, Score] = {
-    "logme": Score(logme, "LogME: per item, how probable the labels are under a linear model of the features"),
-    "hscore": Score(hscore, "H-score: spread of the class means over the spread of the features (shrunk)"),
-    "linear": Score(linear_probe, "linear probe: cross-validated accuracy of a logistic regression (0 to 1)"),
-}
+# `zoo rank --score NAME`; docs/rank.md says what each number means
+SCORES: dict[str, Score] = {"logme": logme, "hscore": hscore, "linear": linear_probe}

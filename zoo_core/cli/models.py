@@ -16,7 +16,7 @@ import click
 from zoo_core.catalogue import SORTS, Catalogue, Filters, parse_count
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table, printable
-from zoo_core.cli.plugins import not_loaded
+from zoo_core.plugins import not_loaded
 from zoo_core.specs import Figures, ModelSpec
 
 __all__ = ["COMMANDS"]

@@ -6,20 +6,12 @@ from dataclasses import asdict
 
 import click
 
-from zoo_core.catalogue import Catalogue
 from zoo_core.cli import State
 from zoo_core.cli.output import print_json, print_table, printable
-from zoo_core.plugins import get_plugin_manager, plugin_statuses
+from zoo_core.plugins import not_loaded, plugin_statuses
 from zoo_core.settings import Settings
 
-__all__ = ["COMMANDS", "not_loaded"]
-
-
-def not_loaded(catalogue: Catalogue) -> tuple[str, ...]:
-    """Plugins that entries name but zoo has not loaded (blocked, autoload off, failed to import, absent):
-    their models cannot be used; `zoo list` and `zoo search` leave them out, `zoo plugins` lists them."""
-    loaded = {name for name, plugin in get_plugin_manager().list_name_plugin() if plugin is not None}
-    return tuple(sorted(set(catalogue.plugins()) - loaded))
+__all__ = ["COMMANDS"]
 
 
 @click.command("plugins")

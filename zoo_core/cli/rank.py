@@ -9,7 +9,6 @@ import click
 
 from zoo_core.cli import State
 from zoo_core.cli.output import format_count, print_json, print_table, printable
-from zoo_core.cli.train import THREADS_HELP
 
 if TYPE_CHECKING:
     from zoo_core.ranking import Ranking
@@ -63,7 +62,9 @@ def _report(ranking: Ranking) -> None:
 @click.option("--seed", default=0, show_default=True, help="As zoo finetune: draws the splits.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--drop-last", default=0, show_default=True, help="Score the features of all stages but the last N.")
-@click.option("--threads", default=1, show_default=True, help=THREADS_HELP)
+@click.option(
+    "--threads", default=1, show_default=True, help="CPU threads: zoo finetune's, so that it reuses the features."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @click.pass_obj
 def rank_command(
