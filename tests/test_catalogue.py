@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from conftest import Run
 
 from zoo_core import Catalogue, Filters, ModelNotFoundError, parse_spec
 from zoo_core.specs import ModelSpec
@@ -154,6 +156,46 @@ def test_the_api_takes_counts_as_the_cli_does() -> None:
         zoo_core.list_models(max_params="many")
     with pytest.raises(TypeError, match="max_params must be a whole number"):
         zoo_core.list_models(max_params=1.5)  # type: ignore[arg-type]
+    bounded = zoo_core.list_models(min_top1=80, max_gmacs=5)  # whole numbers are figures too
+    assert bounded and bounded == zoo_core.list_models(min_top1=80.0, max_gmacs=5.0)
+    assert all(spec.figures.top1 >= 80 and spec.figures.gmacs <= 5 for spec in bounded)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("filters", "error", "message"),
+    [  # as `zoo list --min-top1 nan` and `--max-gmacs -5` refuse them: a NaN bound once matched nothing, silently
+        ({"min_top1": float("nan")}, ValueError, "min_top1=nan is not a finite number"),
+        ({"max_gmacs": -5}, ValueError, "max_gmacs=-5 is not in the range x>=0"),
+        ({"min_top1": 100.5}, ValueError, "min_top1=100.5 is not in the range 0<=x<=100"),
+        ({"min_top1": float("-inf")}, ValueError, "min_top1=-inf is not in the range 0<=x<=100"),
+        ({"max_gmacs": float("inf")}, ValueError, "max_gmacs=inf is not a finite number"),
+        ({"max_gmacs": float("nan")}, ValueError, "max_gmacs=nan is not a finite number"),
+        ({"min_top1": "80"}, TypeError, "min_top1 must be a number, not '80'"),
+        ({"max_gmacs": True}, TypeError, "max_gmacs must be a number, not True"),
+    ],
+)
+def test_the_api_refuses_figure_bounds_as_the_cli_does(
+    filters: dict[str, Any], error: type[Exception], message: str, zoo: Run
+) -> None:
+    import zoo_core
+
+    with pytest.raises(error) as raised:
+        zoo_core.list_models(**filters)
+    assert str(raised.value) == message
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        zoo_core.search("resnet", **filters)
+    if error is ValueError:  # the CLI's wording, with the option's value where the API names its argument
+        option, value = message.split(" ", 1)[0].split("=")
+        code, _, err = zoo("list", f"--{option.replace('_', '-')}", value)
+        assert code == 2 and message.split(" ", 1)[1] in err
+
+
+def test_an_unknown_sort_is_a_value_error_naming_the_argument_and_the_choices() -> None:
+    import zoo_core
+
+    for find in (lambda: zoo_core.list_models(sort="accuracy"), lambda: zoo_core.search(" ", sort="accuracy")):
+        with pytest.raises(ValueError, match=r"^sort='accuracy' is not one of top1, params, gmacs, speed$"):
+            find()
 
 
 @pytest.fixture

@@ -275,3 +275,28 @@ def test_word_vectors_on_disk_are_measured_by_zoo_check(glove: Any, tmp_path: Pa
     last = zoo_core.check(spec, data, domain=True).findings[-1]
     assert (last.check, last.level) == ("domain", "ok")
     assert last.message.startswith("100.0% of the 8 tokens of 2 texts are in its vocabulary")
+
+
+@pytest.mark.parametrize(
+    ("rows", "unknown", "level"),
+    [
+        # 1 unknown of 11 tokens: `oov` once warned at 9.1% while `domain` said 90.9% was near
+        (["the film was great and fun", "the film was bad qqxzv"], "9.1%", "ok"),
+        (["the film was great and fun", "the film was qqxzv"], "10.0%", "ok"),  # on the line: near
+        (["the film was great and fun", "the film was zzqxw qqxzv"], "18.2%", "warn"),
+    ],
+)
+def test_the_oov_and_domain_findings_agree_on_one_count(
+    glove: Any, tmp_path: Path, rows: list[str], unknown: str, level: str
+) -> None:
+    from test_wordvec import spec_for, write_glove
+
+    spec = spec_for(write_glove(tmp_path / "g5k.txt", glove.words[:5000], np.asarray(glove.matrix[:5000])))
+    data = tmp_path / "t.csv"
+    data.write_text("text,label\n" + "".join(f"{row},{index}\n" for index, row in enumerate(rows)))
+    found = {finding.check: finding for finding in zoo_core.check(spec, data, domain=True).findings}
+    oov, domain = found["oov"], found["domain"]
+    assert oov.message.startswith(f"{unknown} of tokens ")
+    known = float(domain.message.split("%")[0])
+    assert known == pytest.approx(100 - float(unknown.rstrip("%")))
+    assert (oov.level, domain.level) == (level, level), (oov.message, domain.message)

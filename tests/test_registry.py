@@ -235,6 +235,11 @@ def test_figures_parse_and_survive_every_round_trip(write_registry: Callable[...
         ('measured_by = " "', "field 'figures.measured_by': must not be empty"),
         ("top_1 = 80", "field 'figures.top_1': unknown field; did you mean 'top1'?"),
         ("params = 5", "field 'figures.params': unknown field; known fields: top1, top5, gmacs"),
+        (
+            "top1 = 80.0, top5 = 70.0",
+            "field 'figures.top5': must be at least top1 (80), got 70: every top-1 hit is a top-5 hit; check both",
+        ),
+        ("top5 = 79.9, top1 = 80", "field 'figures.top5': must be at least top1 (80), got 79.9"),
     ],
 )
 def test_hostile_figures_are_one_error_naming_the_field(
@@ -243,6 +248,30 @@ def test_hostile_figures_are_one_error_naming_the_field(
     path = write_registry(image_entry("a.b") + f"figures = {{ {figures} }}\n")
     message = _one_error(path)
     assert message.startswith(f"{path}:2: model 'a.b': ") and problem in message and "\n" not in message
+
+
+def test_top5_may_equal_top1(write_registry: Callable[..., Path]) -> None:
+    (spec,), errors = read_registry_file(write_registry(image_entry("a.b") + "figures = { top1 = 80, top5 = 80 }\n"))
+    assert errors == [] and (spec.figures.top1, spec.figures.top5) == (80.0, 80.0)
+
+
+@pytest.mark.parametrize("modality", ["text", "embedding"])
+def test_imagenet_accuracy_on_a_text_or_embedding_entry_is_refused(
+    write_registry: Callable[..., Path], modality: str
+) -> None:
+    """What `--min-top1` and `--sort top1` compare is ImageNet-1k accuracy: a figure no text model can have."""
+    entries = FULL.replace('"AB"', '"' + "ab" * 32 + '"').split("[[model]]")
+    entry = "[[model]]" + entries[2 if modality == "text" else 3]
+    name = "bert-base-uncased" if modality == "text" else "glove-6B-50d"
+    for key in ("top1", "top5"):
+        path = write_registry(entry + f"figures = {{ {key} = 80.5 }}\n")
+        assert _one_error(path) == (
+            f"{path}:1: model '{name}': field 'figures.{key}': ImageNet-1k accuracy belongs to image models, "
+            f"not to a {modality} model; remove it"
+        )
+    costs = 'figures = { gmacs = 11.2, images_per_second = 40, pretrained_on = "wiki", measured_by = "me" }\n'
+    (spec,), errors = read_registry_file(write_registry(entry + costs))
+    assert errors == [] and spec.figures.gmacs == 11.2 and spec.figures.top1 is None  # cost figures are any model's
 
 
 def test_a_figures_value_that_is_no_table_is_refused(write_registry: Callable[..., Path]) -> None:

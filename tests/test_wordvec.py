@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Run
 
 import zoo_core
 from zoo_core import WeightsFormatError
@@ -298,6 +299,36 @@ def test_text_check_reports_out_of_vocabulary_words(glove: tuple[list[str], np.n
     assert found["labels"].message == "2 labels, 2-2 texts each" and report.usable
     data.write_text("text\nqqxzv zzqxw\n")
     assert not zoo_core.check(spec, data).usable  # every token unknown: an error
+
+
+def _files(folder: Path) -> list[Path]:
+    """Everything under `folder` but zoo's catalogue index, which any command may build."""
+    return sorted(path for path in folder.rglob("*") if "catalogue" not in path.parts)
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "full"])
+def test_word_vectors_refuse_to_be_trained_before_anything_is_written(
+    glove: tuple[list[str], np.ndarray], tmp_path: Path, zoo: Run, strategy: str
+) -> None:
+    from zoo_core.catalogue_sources import reset_catalogue
+    from zoo_core.settings import Settings
+    from zoo_core.user_registry import add_to_user_registry
+
+    spec = spec_for(write_glove(tmp_path / "g.txt", glove[0][:1000], np.asarray(glove[1][:1000])))
+    add_to_user_registry(Settings.from_env().home, spec)
+    reset_catalogue()
+    data = tmp_path / "reviews.csv"
+    data.write_text(
+        "text,label\n" + "".join(f"film {index} was {word},{word}\n" for index in range(5) for word in ["good", "bad"])
+    )
+    before = _files(tmp_path)
+    code, out, err = zoo("finetune", spec.name, str(data), "--out", str(tmp_path / "run"), "--strategy", strategy)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: --strategy {strategy} cannot train test-g.txt: word vectors are only used frozen: "
+        "use --strategy features\n"
+    )
+    assert _files(tmp_path) == before  # no run folder, no staging, no features cache (the catalogue's index aside)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ Importing zoo_core is cheap: nothing here imports torch, timm, transformers or o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -120,7 +121,25 @@ def _filters(
             raise ValueError(f"max_params={max_params!r} is not a count; use e.g. 25000000, '25M' or '1.5B'") from None
     if max_params is not None and (not isinstance(max_params, int) or isinstance(max_params, bool)):
         raise TypeError(f"max_params must be a whole number or a count like '25M', not {max_params!r}")
+    min_top1 = _figure_bound("min_top1", min_top1, 100.0)
+    max_gmacs = _figure_bound("max_gmacs", max_gmacs, math.inf)
     return Filters(family, task, modality, plugin, licenses, max_params, min_top1, max_gmacs)
+
+
+def _figure_bound(name: str, value: float | None, most: float) -> float | None:
+    """`value` of the figure filter `name`, refused as the CLI's `--min-top1`/`--max-gmacs` refuse it, with the
+    same wording: a NaN compares false with every figure and a bound out of range is a mistake, and either
+    would otherwise answer with a silently empty (or complete) list."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+    if value < 0 or value > most:  # in the CLI's order: its range first (NaN passes it), then finiteness
+        bounds = f"0<=x<={most:g}" if math.isfinite(most) else "x>=0"
+        raise ValueError(f"{name}={value!r} is not in the range {bounds}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} is not a finite number")
+    return float(value)
 
 
 def search(

@@ -266,6 +266,7 @@ class Catalogue:
         first `limit` of all matches in the order of the figure `sort` names."""
         needle = query.strip().lower()
         words = needle.split()
+        order = _order(sort, "rank DESC, has_alias DESC, natural")  # an unknown sort is refused, even with no query
         if not words:
             return []
         where, values = filters.sql()
@@ -280,7 +281,7 @@ class Catalogue:
             ELSE 0 END"""
         rank_values = [needle, f"\n{needle}\n", needle, needle, f"\n{needle}", *words, *words]
         sql = f"""SELECT name FROM (SELECT *, {rank} AS rank FROM models WHERE {where})
-                  WHERE rank > 0 ORDER BY {_order(sort, "rank DESC, has_alias DESC, natural")} LIMIT ?"""
+                  WHERE rank > 0 ORDER BY {order} LIMIT ?"""
         found = self._specs(sql, [*rank_values, *values, -1 if limit is None else limit])
         if found or (values and self._db.execute(f"SELECT 1 FROM models WHERE {rank} > 0", rank_values).fetchone()):
             return found  # the filters removed every match: a close spelling is no answer to that (why_empty is)

@@ -244,14 +244,24 @@ def _parse_digests(fields: _Fields, files: tuple[str, ...], kind: str) -> dict[s
     return digests
 
 
-def _parse_figures(fields: _Fields) -> Figures:
-    """The `figures` table: published accuracy (percentages) and cost (finite, not negative)."""
+def _parse_figures(fields: _Fields, modality: str) -> Figures:
+    """The `figures` table: published accuracy (percentages, ImageNet's: image models only, top-5 never
+    below top-1) and cost (finite, not negative)."""
     table = fields.sub("figures", _FIGURE_FIELDS)
     if table is None:
         return Figures()
+    top1, top5 = _figure(table, "top1", 100.0), _figure(table, "top5", 100.0)
+    if modality != "image":
+        for key, value in (("top1", top1), ("top5", top5)):
+            if value is not None:
+                table.fail(key, f"ImageNet-1k accuracy belongs to image models, not to a {modality} model; remove it")
+    if top1 is not None and top5 is not None and top5 < top1:
+        table.fail(
+            "top5", f"must be at least top1 ({top1:g}), got {top5:g}: every top-1 hit is a top-5 hit; check both"
+        )
     return Figures(
-        top1=_figure(table, "top1", 100.0),
-        top5=_figure(table, "top5", 100.0),
+        top1=top1,
+        top5=top5,
         gmacs=_figure(table, "gmacs"),
         images_per_second=_figure(table, "images_per_second"),
         pretrained_on=table.text("pretrained_on"),
@@ -386,7 +396,7 @@ def parse_spec(
         output=output,
         params=fields.count("params", minimum=1),
         labels=_labels(fields, output),
-        figures=_parse_figures(fields),
+        figures=_parse_figures(fields, modality),
         origin=origin,
     )
 

@@ -274,6 +274,11 @@ def _finetune(
         val=str(Path(options.val).resolve()) if options.val else None,
         test=str(Path(options.test).resolve()) if options.test else None,
     )
+    if spec.modality == "embedding" and options.strategy != "features":  # a word list, no network to train
+        raise RunOptionError(
+            f"--strategy {options.strategy} cannot train {spec.name}: word vectors are only used frozen: "
+            "use --strategy features"
+        )
     transform = usable_transform(spec, data)
     kind = dataset_kind(spec.modality)
     seeds = [options.seed + repeat for repeat in range(options.repeats)]
