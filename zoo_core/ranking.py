@@ -106,13 +106,14 @@ def choose_candidates(
 
     unloaded = not_loaded(catalogue)  # as `zoo list` and `zoo search`, leave out what cannot load
     hidden = Filters(family=family, hidden_plugins=unloaded)
-    fitting = [spec for spec in catalogue.select(hidden) if dataset_kind(spec.modality) == kind]
+    order = "top1" if top is not None else None  # best ImageNet top-1 first, models without it last
+    fitting = [spec for spec in catalogue.select(hidden, sort=order) if dataset_kind(spec.modality) == kind]
     if top is not None:
         measured = [spec for spec in fitting if spec.figures.top1 is not None]
         if not measured:
             where = f"{kind} model of family {family!r}" if family else f"{kind} model"
             raise RunOptionError(f"--top {top}: no {where} has an ImageNet top-1 figure; name models with --models")
-        return sorted(measured, key=lambda spec: -(spec.figures.top1 or 0.0))[:top]
+        return measured[:top]
     if family:
         if not fitting:
             raise RunOptionError(f"--family {family}: no {kind} model of that family; see `zoo list --family {family}`")
