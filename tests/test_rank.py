@@ -328,3 +328,20 @@ def test_any_error_of_one_candidate_leaves_the_others_ranked(
     with pytest.warns(UserWarning, match=f"{noise.name} not ranked: a plugin's bug"):
         ranking = rank(topics[0], [noise, glove], options=_options(topics))
     assert [model.name for model in ranking.models] == [glove.name] and ranking.failed == {noise.name: "a plugin's bug"}
+
+
+def test_features_are_written_under_a_name_no_other_process_shares(
+    topics: tuple[Path, Path, Path], vectors: tuple[zoo_core.ModelSpec, ...], zoo_env: Path
+) -> None:
+    """Another writer's half-written features (here: a folder where a fixed partial name would go) change
+    nothing: each writer stages its own file and moves it into place whole."""
+    from zoo_core.ranking import rank
+
+    first = rank(topics[0], [vectors[0]], options=_options(topics))
+    cache = zoo_env / "features"
+    written = sorted(cache.iterdir())
+    for path in written:
+        path.unlink()
+        path.with_suffix(".tmp.npy").mkdir()  # where the partial file used to be staged, taken
+    again = rank(topics[0], [vectors[0]], options=_options(topics))
+    assert again.models[0].scores == first.models[0].scores and all(path.is_file() for path in written)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ def cached_features(
         return cached
     features = compute_features(backbone, dataset, transform, batch_size, label)
     cache.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp.npy")
-    np.save(partial, features)
-    partial.replace(path)
+    # a name of its own: another process (a `zoo rank` beside a `zoo finetune`) may write the same features
+    with tempfile.NamedTemporaryFile(dir=cache, prefix=f"{key}.", suffix=".tmp", delete=False) as partial:
+        np.save(partial, features)
+    Path(partial.name).replace(path)
     return features
