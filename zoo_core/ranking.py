@@ -5,7 +5,8 @@ LogME, H-score, a cross-validated linear probe). The data is split exactly as `z
 same options, and only the train and validation splits are read: the test split stays unseen, so the accuracy a
 later fine-tuning reports on it is still an honest one. The features go through the same cache, under the same
 key, as `zoo finetune --strategy features`, which then reuses them. Beside each score: the model's source/target
-similarity (`zoo_core.domain`), its parameters and its published ImageNet top-1.
+similarity (`zoo_core.domain`), its parameters and its published ImageNet top-1. The features are computed on
+the device `options.device` names (``auto``: a GPU when torch sees one), keyed by its type as a run keys them.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def rank(
     Only `score` is computed, and the scores `also` names beside it (the linear probe costs seconds a model).
     """
     from zoo_core.training.data import dataset_kind
+    from zoo_core.training.device import resolve_device
     from zoo_core.training.run import run_splits
     from zoo_core.transferability import SCORES
 
@@ -196,10 +198,11 @@ def rank(
     if budget is not None:
         train, val = _within_budget(train, val, budget, options.seed)
     computed = tuple(dict.fromkeys((score, *also)))
+    device = resolve_device(options.device, options.precision)
     ranked, failed = [], {}
     for spec in specs:
         try:
-            ranked.append(_rank_one(spec, data, train, val, computed, options))
+            ranked.append(_rank_one(spec, data, train, val, computed, options, device))
         except Exception as error:  # this candidate's alone (too small an input, a failing plugin): rank the rest
             failed[spec.name] = str(error).strip().split("\n")[0] or type(error).__name__
             warnings.warn(f"{spec.name} not ranked: {failed[spec.name]}", stacklevel=2)
@@ -213,14 +216,22 @@ def rank(
 
 
 def _rank_one(
-    spec: ModelSpec, data: Path, train: Dataset, val: Dataset, computed: tuple[str, ...], options: FinetuneOptions
+    spec: ModelSpec,
+    data: Path,
+    train: Dataset,
+    val: Dataset,
+    computed: tuple[str, ...],
+    options: FinetuneOptions,
+    device: Any,
 ) -> RankedModel:
-    """One candidate scored on the train and validation sets by each score `computed` names (the first ranks)."""
+    """One candidate scored on the train and validation sets by each score `computed` names (the first ranks);
+    its features computed on `device`, the torch device `options.device` resolved to."""
     import numpy as np
 
     from zoo_core.domain import source_similarity
     from zoo_core.download import fetch
     from zoo_core.loading import load
+    from zoo_core.training.device import on_device
     from zoo_core.training.features import cached_features, features_cache
     from zoo_core.training.model import run_backbone
     from zoo_core.training.run import pinned_threads, usable_transform, weights_id
@@ -230,14 +241,25 @@ def _rank_one(
     started = time.perf_counter()
     transform = usable_transform(spec, data)  # a model the data does not suit (images too small) fails alone
     with pinned_threads(options.threads):
-        key = features_key(spec, weights_id(fetch(spec)), options)
+        key = features_key(spec, weights_id(fetch(spec)), options, device)
         backbone = load(spec)
         domain = source_similarity(spec, backbone, train.items, transform)
         run_backbone(backbone, options.drop_last)
-        parts = [
-            cached_features(backbone, key, part, transform, options.batch_size, features_cache(), f"{spec.name} {name}")
-            for name, part in (("train", train), ("validation", val))
-        ]
+        with on_device(backbone, device):
+            parts = [
+                cached_features(
+                    backbone,
+                    key,
+                    part,
+                    transform,
+                    options.batch_size,
+                    features_cache(),
+                    f"{spec.name} {name}",
+                    precision=options.precision,
+                    workers=options.workers,
+                )
+                for name, part in (("train", train), ("validation", val))
+            ]
     features = np.concatenate(parts)
     labels = np.asarray([train.classes[label] for label in train.labels + val.labels])  # named in messages
     scores = {name: float(SCORES[name](features, labels)) for name in computed}

@@ -19,6 +19,7 @@ from torch import nn
 from zoo_core.errors import DataError
 from zoo_core.images import decode, eight_bit, read_header
 from zoo_core.training.data import Dataset
+from zoo_core.training.device import autocast, module_device, to_device
 
 __all__ = ["knn_baseline", "pixel_baseline", "recompute_batchnorm"]
 
@@ -126,7 +127,7 @@ def knn_baseline(
     return shares
 
 
-def recompute_batchnorm(module: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]]) -> None:
+def recompute_batchnorm(module: nn.Module, batches: Iterable[tuple[Any, Any]], *, precision: str = "fp32") -> None:
     """Set the running mean and variance of every BatchNorm that trains to their average over `batches` (the
     training set); those a frozen layer group keeps in eval mode keep their pretrained statistics.
 
@@ -136,7 +137,8 @@ def recompute_batchnorm(module: nn.Module, batches: Iterable[tuple[Any, torch.Te
     torch.optim.swa_utils.update_bn does but with every other layer in eval mode (dropout stays off),
     changes no weight and no training step, only what evaluation uses.
     The module's train/eval mode and each BatchNorm's momentum are restored afterwards. A last batch of
-    one item, which has no variance, is left out.
+    one item, which has no variance, is left out. The batches run where the module is, under autocast at
+    `precision`, as training and evaluation run them.
     """
     was_training = module.training
     module.train()  # a frozen group's layers stay in eval mode: they are not the ones to re-estimate
@@ -152,13 +154,16 @@ def recompute_batchnorm(module: nn.Module, batches: Iterable[tuple[Any, torch.Te
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the batches instead of an exponential one
         norm.train()
+    device = module_device(module)
     with torch.no_grad():
         held: Any = None  # a batch of one has no variance (BatchNorm refuses it over 1x1 maps): joins the next
         for inputs, _ in batches:
-            merged = inputs if held is None else torch.cat([held, inputs])
+            moved = to_device(inputs, device)
+            merged = moved if held is None else torch.cat([held, moved])
             held = merged if len(merged) < 2 else None
             if held is None:
-                module(merged)
+                with autocast(device, precision):
+                    module(merged)
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     module.train(was_training)

@@ -110,19 +110,23 @@ def classification_report(
     }
 
 
-def predict_scores(model: Any, dataset: Dataset, transform: Any, batch_size: int) -> np.ndarray:
+def predict_scores(
+    model: Any, dataset: Dataset, transform: Any, batch_size: int, *, precision: str = "fp32", workers: int = 0
+) -> np.ndarray:
     """Class probabilities (softmax of the logits) of a `TransferModel` for every item of `dataset`, rows in
     the dataset's order. The model is put in eval mode (BatchNorm's running statistics, no dropout) and
-    computes its head on the backbone's features, as a features run trains it."""
+    computes its head on the backbone's features, as a features run trains it; both run on the device the
+    model is on, the backbone under autocast at `precision`, fed by `workers` (`compute_features`)."""
     import torch
 
+    from zoo_core.training.device import module_device
     from zoo_core.training.features import compute_features
 
     model.eval()
-    features = compute_features(model.backbone, dataset, transform, batch_size)
+    features = compute_features(model.backbone, dataset, transform, batch_size, precision=precision, workers=workers)
     with torch.no_grad():
-        logits = model.head(torch.from_numpy(features))
-        probabilities: np.ndarray = torch.softmax(logits.double(), dim=1).numpy()
+        logits = model.head(torch.from_numpy(features).to(module_device(model)))
+        probabilities: np.ndarray = torch.softmax(logits.double(), dim=1).cpu().numpy()
     return probabilities
 
 

@@ -7,15 +7,18 @@ importing the other.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from zoo_core.errors import RunOptionError
 
-__all__ = ["BASELINES", "HEADS", "STRATEGIES", "FinetuneOptions"]
+__all__ = ["BASELINES", "DEVICE_PATTERN", "HEADS", "PRECISIONS", "STRATEGIES", "FinetuneOptions"]
 
 STRATEGIES = ("features", "finetune", "full")
 HEADS = ("linear", "mlp", "logreg")
 BASELINES = ("scratch", "pixels", "knn")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
 
 
 def _refuse(option: str, value: object, rule: str) -> RunOptionError:
@@ -42,6 +45,9 @@ class FinetuneOptions:
     baseline: tuple[str, ...] = ()  # among scratch, pixels, knn: trained beside transfer on the same splits
     repeats: int = 1  # seeds seed, seed+1, ...: every figure becomes mean ± std
     threads: int = 1  # torch CPU threads while training: the same number gives the same bits on any machine
+    device: str = "auto"  # auto (CUDA when torch sees one) | cpu | cuda | cuda:N; under torchrun, LOCAL_RANK's GPU
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only)
+    workers: int = 0  # image-decoding processes feeding the device (0: decoded in the training process)
 
     def __post_init__(self) -> None:
         # a manifest's JSON gives a list; an older zoo wrote one name or None
@@ -63,6 +69,12 @@ class FinetuneOptions:
         for option, value in (("unfreeze", self.unfreeze), ("drop-last", self.drop_last)):
             if value < 0:
                 raise _refuse(option, value, "must be 0 or more")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise _refuse("device", self.device, "not auto, cpu, cuda or cuda:N")
+        if self.precision not in PRECISIONS:
+            raise _refuse("precision", self.precision, f"not one of {', '.join(PRECISIONS)}")
+        if self.workers < 0:
+            raise _refuse("workers", self.workers, "must be 0 or more")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise _refuse("lr", self.lr, "must be a positive number, e.g. 1e-3")
         for option, share in (("val-split", self.val_split), ("test-split", self.test_split)):

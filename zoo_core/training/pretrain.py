@@ -9,6 +9,8 @@ model would take over that name for every command. ``replace=True`` (``--replace
 replace an entry of the user's own registry of exactly that name, and nothing else. The output folder is
 written like a fine-tuning run's: locked, staged beside it, moved into place whole (`runfolder`), and
 its data is split the same way: the source model's test accuracy is measured on a split that chose nothing.
+It trains on ``--device`` at ``--precision`` fed by ``--workers`` as `zoo finetune` does (docs/gpu.md); the
+device is resolved before anything is written, and the weights are saved from the CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from zoo_core.hashing import file_digest
 from zoo_core.plugins import build_backbone
 from zoo_core.registry import parse_spec
 from zoo_core.settings import Settings
-from zoo_core.training.features import batches, quiet
+from zoo_core.training.data import Dataset
+from zoo_core.training.device import (
+    autocast,
+    fitting_memory,
+    module_device,
+    on_device,
+    resolve_device,
+    to_device,
+)
+from zoo_core.training.features import Feeder, batches, chunks, quiet
 from zoo_core.training.loop import train_epochs
 from zoo_core.training.report import curve_gains
 from zoo_core.training.run import (
@@ -73,6 +84,21 @@ def _check_name(name: str, catalogue: Catalogue, replace: bool) -> None:
             RegistryWarning,
             stacklevel=3,
         )
+
+
+def _accuracy(network: Any, test: Dataset, transform: Any, options: FinetuneOptions) -> float:
+    """The share of `test` that `network` (in eval mode, where it is) classifies right."""
+    import torch
+
+    device = module_device(network)
+    network.eval()
+    feed = batches(test, transform, 64, workers=options.workers, pin_memory=device.type == "cuda")
+    with torch.no_grad():
+        predicted = []
+        for inputs, _ in feed:
+            with autocast(device, options.precision):
+                predicted.append(network(to_device(inputs, device)).argmax(1).cpu())
+    return float((torch.cat(predicted) == torch.tensor(test.labels)).float().mean())
 
 
 def pretrain(
@@ -123,27 +149,34 @@ def pretrain(
     }
     spec = parse_spec(entry, "zoo pretrain")
     transform = usable_transform(spec, data)
+    device = resolve_device(options.device, options.precision)  # refused before anything is written
+    feeding: dict[str, Any] = {"workers": options.workers, "pin_memory": device.type == "cuda"}
+    train_feed, val_feed = Feeder(train, transform, **feeding), Feeder(val, transform, **feeding)
     with staged_run(out) as staging, pinned_threads(options.threads):
         seed_everything(options.seed)
         network: Any = build_backbone(spec, None)
-        optimizer = torch.optim.AdamW(network.parameters(), lr=options.lr)
+        with on_device(network, device), fitting_memory(device, options.batch_size):  # saved from the CPU
+            optimizer = torch.optim.AdamW(network.parameters(), lr=options.lr)
 
-        def train_batches(epoch: int) -> Any:
-            order = torch.randperm(len(train.items), generator=torch.Generator().manual_seed(options.seed + epoch))
-            return batches(train, transform, options.batch_size, order.tolist())
+            def train_batches(epoch: int) -> Any:
+                order = torch.randperm(len(train.items), generator=torch.Generator().manual_seed(options.seed + epoch))
+                return train_feed(chunks(order.tolist(), options.batch_size))
 
-        curve, best = train_epochs(
-            network,
-            optimizer,
-            None,
-            train_batches,
-            lambda: batches(val, transform, options.batch_size),
-            options.epochs,
-            options.patience,
-            seed=options.seed,
-            quiet=quiet(),
-        )
-        network.network.load_state_dict({key.removeprefix("network."): value for key, value in best.items()})
+            curve, best = train_epochs(
+                network,
+                optimizer,
+                None,
+                train_batches,
+                lambda: val_feed(chunks(list(range(len(val.items))), options.batch_size)),
+                options.epochs,
+                options.patience,
+                seed=options.seed,
+                quiet=quiet(),
+                device=device,
+                precision=options.precision,
+            )
+            network.network.load_state_dict({key.removeprefix("network."): value for key, value in best.items()})
+            accuracy = _accuracy(network, test, transform, options)
         weights = staging / "model.safetensors"
         save_file({key: value.contiguous() for key, value in network.network.state_dict().items()}, str(weights))
         spec = dataclasses.replace(
@@ -152,11 +185,7 @@ def pretrain(
             origin="",
             output=dataclasses.replace(spec.output, feature_dim=network.feature_dim),
         )
-        network.eval()
         sizes = {"train": len(train.items), "val": len(val.items), "test": len(test.items)}
-        with torch.no_grad():
-            predicted = torch.cat([network(inputs).argmax(1) for inputs, _ in batches(test, transform, 64)])
-        accuracy = float((predicted == torch.tensor(test.labels)).float().mean())
         source = {**curve_gains(curve), "curve": curve, "test_accuracy": accuracy}
         metrics = {"model": name, "arch": arch, "classes": train.classes, "sizes": sizes, "source": source}
         write_json(staging / "metrics.json", metrics)

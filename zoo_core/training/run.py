@@ -19,6 +19,11 @@ It is written beside its final place and moved there whole, one run at a time (`
 Runs are reproducible: every generator is seeded, and torch's CPU threads are pinned to ``--threads``
 (default 1) while training, because CPU kernels split their sums by thread — BatchNorm over 1x1 maps,
 MKL's matrix products — so the same seed on another thread count gives other bits.
+
+``--device`` is resolved once, before anything is written (`resolve_device`: a GPU that is not there is a
+one-line refusal); networks train and features are computed there, and come back to the CPU to be saved, so
+model.safetensors holds no device. A checkpoint keeps ``--precision`` in what it belongs to but not
+``--device`` or ``--workers``: a run started on a GPU may resume on a CPU (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from zoo_core.plugins import plugin_distribution, used_plugins
 from zoo_core.records import ModelRecord
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
+from zoo_core.training.device import device_name, resolve_device
 from zoo_core.training.model import TransferModel, make_head, run_backbone
 from zoo_core.training.options import FinetuneOptions
 from zoo_core.training.report import curve_gains, method_summary, plot_curves, verdict
@@ -77,6 +83,7 @@ __all__ = [
 
 PACKAGES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-learn", "zoo-tl")
 EXTENDABLE = ("epochs", "patience")  # options a resumed run may change: it may go on for longer
+PLACEMENT = ("device", "workers")  # where a run trains, not what it computes: a resumed run may change them
 
 
 def seed_everything(seed: int) -> None:
@@ -151,7 +158,8 @@ def _plugins(spec: ModelSpec, used: Mapping[str, set[str]]) -> list[dict[str, An
 def _identity(spec: ModelSpec, weights: str, splits: Splits, options: FinetuneOptions) -> dict[str, Any]:
     """What a checkpoint belongs to, by the name a refusal shows: options first (a different seed or split
     also changes the data fingerprints), then the model, its weights and the data."""
-    kept = {key: value for key, value in dataclasses.asdict(options).items() if key not in EXTENDABLE}
+    left_out = (*EXTENDABLE, *PLACEMENT)
+    kept = {key: value for key, value in dataclasses.asdict(options).items() if key not in left_out}
     return {
         **{f"--{key.replace('_', '-')}": value for key, value in kept.items()},
         "model": spec.name,
@@ -230,7 +238,7 @@ def _one_seed(spec: ModelSpec, weights: str, job: Job) -> tuple[TransferModel, d
     run_backbone(backbone, options.drop_last)
     features = None
     if options.strategy == "features" or "knn" in options.baseline:  # the pretrained backbone's, before training
-        features = frozen_features(backbone, features_key(spec, weights, options), job)
+        features = frozen_features(backbone, features_key(spec, weights, options, job.device), job)
     features_seconds = time.perf_counter() - started
     if options.strategy == "features":
         assert features is not None
@@ -283,7 +291,8 @@ def _finetune(
     kind = dataset_kind(spec.modality)
     seeds = [options.seed + repeat for repeat in range(options.repeats)]
     splits = [run_splits(data, kind, options, seed) for seed in seeds]  # every refusal before anything is written
-    rank, world = distributed()
+    device = resolve_device(options.device, options.precision)
+    rank, world = distributed(device)
     if resume and world > 1:  # only process 0 keeps a checkpoint: the others would start again from epoch 1
         raise RunOptionError("--resume works with one process only: resume without torchrun, or start afresh")
     with _run_folder(out, resume, rank) as staging, pinned_threads(options.threads):
@@ -296,7 +305,7 @@ def _finetune(
             checkpoint = staging / CHECKPOINT if staging is not None and repeat == 0 else None
             identity = _identity(spec, weights, seed_splits, options)
             network, trained = _one_seed(
-                spec, weights, Job(seed_splits, transform, options, seed, checkpoint, resume, identity)
+                spec, weights, Job(seed_splits, transform, options, seed, checkpoint, resume, identity, device)
             )
             if repeat == 0:
                 saved = network, trained
@@ -308,7 +317,7 @@ def _finetune(
             methods = {f"transfer ({options.strategy})": metrics["transfer"], **metrics["baselines"]}
             plot_curves(methods, metrics["chance"], staging / "curves.png", f"{spec.name} on {data.name}")
             plugins = _plugins(spec, used)
-            _write_artifacts(staging, spec, record, saved[0], splits[0], options, data, metrics, plugins)
+            _write_artifacts(staging, spec, record, saved[0], splits[0], options, data, metrics, plugins, device=device)
     return metrics
 
 
@@ -351,7 +360,11 @@ def _write_artifacts(
     data: Path,
     metrics: dict[str, Any],
     plugins: list[dict[str, Any]],
+    *,
+    device: torch.device,
 ) -> None:
+    """Every file of the run folder but curves.png and last.pt; manifest.json records the `device` the
+    run trained on beside its options (where ``--device auto`` went)."""
     from safetensors.torch import save_model
 
     save_model(trained, str(out / "model.safetensors"))
@@ -369,6 +382,7 @@ def _write_artifacts(
         "val_fingerprint": splits.val.fingerprint(),
         "test_fingerprint": splits.test.fingerprint(),
         "options": dataclasses.asdict(options),
+        "device": device_name(device),
         "packages": _versions(),
         "plugins": plugins,
     }

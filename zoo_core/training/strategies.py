@@ -8,7 +8,6 @@ with the best validation loss, never the last.
 
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from torch import nn
 
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import Dataset
-from zoo_core.training.features import batches, cached_features, features_cache, quiet
+from zoo_core.training.device import CPU, fitting_memory, on_device
+from zoo_core.training.features import Feeder, cached_features, chunks, features_cache, quiet
 from zoo_core.training.loop import Epoch, train_epochs
 from zoo_core.training.model import TransferModel, make_head, run_backbone
 from zoo_core.training.options import FinetuneOptions
@@ -52,6 +52,7 @@ class Job:
     checkpoint: Path | None  # None: none kept (baselines, later seeds, processes other than the first)
     resume: bool
     identity: dict[str, Any]  # what the checkpoint belongs to: --resume refuses another run's
+    device: torch.device = CPU  # where networks train and features are computed (`resolve_device`)
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,38 @@ class Trained:
     seconds: float = 0.0  # wall time of its training and scoring, features included
 
 
-def features_key(spec: ModelSpec, weights: str, options: FinetuneOptions) -> list[str]:
+def features_key(spec: ModelSpec, weights: str, options: FinetuneOptions, device: torch.device) -> list[str]:
     """What a frozen backbone's features depend on besides preprocessing and data (`cached_features` adds
-    those): `zoo finetune` and `zoo rank` key the cache alike, so one reuses what the other computed."""
-    return [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
+    those): `zoo finetune` and `zoo rank` key the cache alike, so one reuses what the other computed.
+
+    The device type and the precision change the bits (a GPU's kernels sum in another order, bf16 rounds),
+    so they are part of the key, except at fp32 on a CPU: keys written before zoo trained on GPUs stay valid.
+    Workers and the GPU's index change nothing and are left out."""
+    key = [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
+    if device.type != "cpu" or options.precision != "fp32":
+        key.append(f"device={device.type} precision={options.precision}")
+    return key
 
 
 def frozen_features(backbone: Any, key: list[str], job: Job) -> FeatureSets:
-    """Each split's features from `backbone` as loaded (before any fine-tuning), cached on disk."""
+    """Each split's features from `backbone` as loaded (before any fine-tuning), cached on disk; computed on
+    the job's device, the backbone back on the CPU afterwards."""
     cache = features_cache()
-    size, transform = job.options.batch_size, job.transform
-    train, val, test = (cached_features(backbone, key, part, transform, size, cache) for part in job.splits)
+    options, transform = job.options, job.transform
+    with on_device(backbone, job.device), fitting_memory(job.device, options.batch_size):
+        train, val, test = (
+            cached_features(
+                backbone,
+                key,
+                part,
+                transform,
+                options.batch_size,
+                cache,
+                precision=options.precision,
+                workers=options.workers,
+            )
+            for part in job.splits
+        )
     return FeatureSets(train, val, test)
 
 
@@ -150,25 +172,34 @@ def features_head(features: FeatureSets, job: Job, head_kind: str) -> tuple[nn.M
     return head, Trained(curve, scores[0], scores[1])
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size): under torchrun, the gloo process group is set up on first use."""
+def distributed(device: torch.device | None = None) -> tuple[int, int]:
+    """(rank, world size): under torchrun, the process group is set up on first use, for this process's
+    `device`: NCCL between GPUs (each process on its own, `resolve_device`), gloo between CPU processes."""
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        if device is not None and device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
 def _scores(model: nn.Module, dataset: Dataset, job: Job) -> np.ndarray:
     from zoo_core.training.evaluate import predict_scores
 
-    return predict_scores(model, dataset, job.transform, job.options.batch_size)
+    options = job.options
+    return predict_scores(
+        model, dataset, job.transform, options.batch_size, precision=options.precision, workers=options.workers
+    )
 
 
 def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool = True) -> Trained:
-    """Train `model`'s head and the backbone stages `strategy` opens, with early stopping on validation loss.
+    """Train `model`'s head and the backbone stages `strategy` opens, with early stopping on validation loss,
+    on the job's device (the model back on the CPU afterwards, holding the best epoch).
 
     Before each validation pass, the BatchNorm statistics of the layers that train are re-estimated on the
     training set (`recompute_batchnorm`): a few steps an epoch never settle them, for transfer and scratch
@@ -176,50 +207,61 @@ def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool 
     """
     from zoo_core.training.baselines import recompute_batchnorm
 
-    rank, world = distributed()
-    options, train = job.options, job.splits.train
+    options, train, device = job.options, job.splits.train, job.device
+    rank, world = distributed(device)
     backbone = model.backbone
     groups = len(backbone.layer_groups())
     backbone.freeze(all_but_last=groups if strategy == "full" else min(options.unfreeze + 1, groups))
-    trainable = [p for p in backbone.parameters() if p.requires_grad]
-    rate = options.lr * (BACKBONE_LR_SCALE if pretrained else 1.0)  # pretrained layers move slower than the head
-    groups_and_rates: list[dict[str, Any]] = [{"params": trainable, "lr": rate}, {"params": model.head.parameters()}]
-    optimizer = torch.optim.AdamW(groups_and_rates, lr=options.lr)
-    steps = max(1, -(-len(train.items) // options.batch_size))
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))  # one epoch
+    feeding: dict[str, Any] = {"workers": options.workers, "pin_memory": device.type == "cuda"}
+    train_feed = Feeder(train, job.transform, **feeding)  # its workers serve every epoch
+    val_feed = Feeder(job.splits.val, job.transform, **feeding)
 
     def train_batches(epoch: int) -> Any:
         order = torch.randperm(len(train.items), generator=torch.Generator().manual_seed(job.seed + epoch)).tolist()
-        chunks = [order[start : start + options.batch_size] for start in range(0, len(order), options.batch_size)]
         # every process takes its share of each global batch; a batch that cannot give every process two
         # samples (BatchNorm needs two) is skipped by all of them
-        mine = [chunk[rank::world] for chunk in chunks if len(chunk) >= 2 * world]
-        return itertools.chain.from_iterable(batches(train, job.transform, len(part), part) for part in mine)
+        return train_feed(
+            [chunk[rank::world] for chunk in chunks(order, options.batch_size) if len(chunk) >= 2 * world]
+        )
 
     def prepare() -> None:
-        recompute_batchnorm(model, batches(train, job.transform, options.batch_size))
+        everything = chunks(list(range(len(train.items))), options.batch_size)
+        recompute_batchnorm(model, train_feed(everything), precision=options.precision)
 
-    trained: nn.Module = model
-    if world > 1:  # gradients are averaged over the processes: the same step as one process on the whole batch
-        trained = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    curve, best = train_epochs(
-        trained,
-        optimizer,
-        warmup if strategy == "full" else None,
-        train_batches,
-        lambda: batches(job.splits.val, job.transform, options.batch_size),
-        options.epochs,
-        options.patience,
-        job.checkpoint,
-        job.resume,
-        job.seed,
-        quiet=rank != 0 or quiet(),
-        identity=job.identity,
-        before_evaluation=prepare,
-    )
-    model.load_state_dict(best)
-    model.eval()
-    return Trained(curve, _scores(model, job.splits.val, job), _scores(model, job.splits.test, job))
+    with on_device(model, device), fitting_memory(device, options.batch_size):
+        trainable = [p for p in backbone.parameters() if p.requires_grad]
+        rate = options.lr * (BACKBONE_LR_SCALE if pretrained else 1.0)  # pretrained layers move slower than the head
+        groups_and_rates: list[dict[str, Any]] = [
+            {"params": trainable, "lr": rate},
+            {"params": model.head.parameters()},
+        ]
+        optimizer = torch.optim.AdamW(groups_and_rates, lr=options.lr)
+        steps = max(1, -(-len(train.items) // options.batch_size))
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))  # one epoch
+        trained: nn.Module = model
+        if world > 1:  # gradients are averaged over the processes: the same step as one process on the whole batch
+            ids = [device.index] if device.type == "cuda" else None
+            trained = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        curve, best = train_epochs(
+            trained,
+            optimizer,
+            warmup if strategy == "full" else None,
+            train_batches,
+            lambda: val_feed(chunks(list(range(len(job.splits.val.items))), options.batch_size)),
+            options.epochs,
+            options.patience,
+            job.checkpoint,
+            job.resume,
+            job.seed,
+            quiet=rank != 0 or quiet(),
+            identity=job.identity,
+            before_evaluation=prepare,
+            device=device,
+            precision=options.precision,
+        )
+        model.load_state_dict(best)
+        model.eval()
+        return Trained(curve, _scores(model, job.splits.val, job), _scores(model, job.splits.test, job))
 
 
 def scratch_network(spec: ModelSpec, job: Job) -> Trained:
