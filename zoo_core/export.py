@@ -19,6 +19,11 @@ axis (traced with batch 2), and a dynamic sequence axis for text.
 
 The backbone's `prepare_export()` is called once per export, on the loaded model in eval mode, right
 before tracing (never in training): what it switches to (eager attention, say) is what the file holds.
+
+A multi-task run (`zoo_core.training.multitask`) exports as one file with one output per task, named by the
+task, instead of ``logits``; each output is checked against torch's as a single output is, on the
+validation items of every task, and the export fails when any one falls short. ``zoo.labels`` then names
+each output's labels (`zoo_core.export_metadata`).
 """
 
 from __future__ import annotations
@@ -91,15 +96,18 @@ class ExportReport:
     exporter_reason: str
     tolerance: float | None = None  # the largest |diff| allowed (fp32, fp16); int8 is judged on agreement
     files: dict[str, str] = field(default_factory=dict)  # each file of the export: its sha256
+    # a multi-task export: each output's max_abs_diff, top1_agreement and tolerance (the fields above are
+    # those of the output furthest from its bound); empty for one output
+    outputs: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class _Subject:
     """What is exported, and the real inputs that prove it."""
 
-    model: Any  # a torch module that gives logits
+    model: Any  # a torch module that gives logits, or {task: logits}
     spec: ModelSpec
-    labels: list[str]
+    outputs: dict[str, list[str]]  # each output's labels: {"logits": labels}, or {task: labels}
     validation: list[Any]  # image paths or tensors, or texts
     calibration: list[Any]  # training inputs, for static int8 (none for a catalogue model)
     transform: Any  # image path to tensor, or None
@@ -140,6 +148,19 @@ def _from_run(run: Path, catalogue: Catalogue) -> _Subject:
     from zoo_core.training.saved import load_run
 
     saved = load_run(run, catalogue)
+    if saved.tasks:  # every task's items: each output is checked on its own task's and on the others'
+        val_items = [item for task in saved.tasks.values() for item in task.splits.val.items]
+        train_items = [item for task in saved.tasks.values() for item in task.splits.train.items]
+        outputs = {name: task.classes for name, task in saved.tasks.items()}
+        return _Subject(
+            saved.model,
+            saved.spec,
+            outputs,
+            list(dict.fromkeys(val_items))[:INT8_SAMPLES],
+            _calibration(list(dict.fromkeys(train_items))),
+            saved.transform,
+            saved.manifest,
+        )
     if saved.splits is not None:
         train, val = saved.splits.train, saved.splits.val
     else:
@@ -149,11 +170,21 @@ def _from_run(run: Path, catalogue: Catalogue) -> _Subject:
             train, val = dataset, load_dataset(Path(options["val"]), dataset.kind, saved.classes)
         else:
             train, val = stratified_split(dataset, options["val_split"], options["seed"])
-    step = max(1, len(train.items) // CALIBRATION_SAMPLES)
-    calibration = train.items[::step][:CALIBRATION_SAMPLES]
     return _Subject(
-        saved.model, saved.spec, saved.classes, val.items[:INT8_SAMPLES], calibration, saved.transform, saved.manifest
+        saved.model,
+        saved.spec,
+        {"logits": saved.classes},
+        val.items[:INT8_SAMPLES],
+        _calibration(train.items),
+        saved.transform,
+        saved.manifest,
     )
+
+
+def _calibration(items: list[Any]) -> list[Any]:
+    """Training inputs for static int8's scales: up to `CALIBRATION_SAMPLES`, spread over `items`."""
+    step = max(1, len(items) // CALIBRATION_SAMPLES)
+    return items[::step][:CALIBRATION_SAMPLES]
 
 
 def _from_catalogue(spec: ModelSpec, precision: Precision) -> _Subject:
@@ -176,7 +207,7 @@ def _from_catalogue(spec: ModelSpec, precision: Precision) -> _Subject:
     from zoo_core.label_sets import class_names
 
     images = list(spec_images(spec.input, CATALOGUE_SAMPLES))
-    return _Subject(load_classifier(spec).eval(), spec, class_names(spec), images, [], None, {})
+    return _Subject(load_classifier(spec).eval(), spec, {"logits": class_names(spec)}, images, [], None, {})
 
 
 def spec_images(image: ImageInput, count: int, seed: int = 0) -> Any:
@@ -235,25 +266,36 @@ def choose_exporter(spec: ModelSpec, exporter: str) -> tuple[str, str]:
 
 
 def _graph(subject: _Subject) -> Any:
-    """The module to export: the model itself for images; for text, one taking token ids and the mask. The
-    backbone is prepared for export here, once, right before `_build` traces it."""
+    """The module to export: the model itself for images; for text, one taking token ids and the mask; for
+    a multi-task model, the same giving a tuple of each task's logits, in `outputs` order. The backbone is
+    prepared for export here, once, right before `_build` traces it."""
     import torch
 
     getattr(subject.model, "backbone", subject.model).prepare_export()
-    if subject.spec.modality == "image":
-        return subject.model
-    model = subject.model
+    model, names = subject.model, list(subject.outputs)
+    if names == ["logits"] and subject.spec.modality == "image":
+        return model
+
+    def ordered(result: Any) -> Any:
+        return result if names == ["logits"] else tuple(result[name] for name in names)
 
     class TextLogits(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            logits: torch.Tensor = self.model({"input_ids": input_ids, "attention_mask": attention_mask})
-            return logits
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+            return ordered(self.model({"input_ids": input_ids, "attention_mask": attention_mask}))
 
-    return TextLogits().eval()
+    class TaskLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, images: torch.Tensor) -> Any:
+            return ordered(self.model(images))
+
+    return (TextLogits() if subject.spec.modality == "text" else TaskLogits()).eval()
 
 
 def export_onnx(
@@ -282,8 +324,10 @@ def export_onnx(
     try:
         graph = _graph(subject)
         path = staging / "model.onnx"
-        steps, parity = _build(graph, subject, path, chosen, precision, optimize)
-        set_metadata(path, write_metadata(subject.spec, subject.labels, subject.manifest, precision))
+        steps, parities = _build(graph, subject, path, chosen, precision, optimize)
+        labels = subject.outputs.get("logits", subject.outputs)  # one output's list, or each task's
+        set_metadata(path, write_metadata(subject.spec, labels, subject.manifest, precision))
+        parity = _worst(parities, precision)
         if subject.spec.modality == "text":
             _copy_tokenizer(subject.spec, staging)
         report = ExportReport(
@@ -295,6 +339,7 @@ def export_onnx(
             exporter=", ".join(steps),
             exporter_reason=reason,
             tolerance=parity.tolerance,
+            outputs=_per_output(parities) if "logits" not in parities else {},
         )
         files = install_export(staging, out, asdict(report))
         if triton is not None:
@@ -309,11 +354,12 @@ def export_onnx(
 
 def _build(
     graph: Any, subject: _Subject, path: Path, exporter: str, precision: Precision, optimize: bool
-) -> tuple[list[str], _Parity]:
-    """The ONNX file at `path`, each step in the order `zoo_core.export_graph` explains, and its parity."""
+) -> tuple[list[str], dict[str, _Parity]]:
+    """The ONNX file at `path`, each step in the order `zoo_core.export_graph` explains, and each output's
+    parity."""
     example, feeds = next(_batches(subject, (subject.validation * 2)[:2]))  # batch 2 keeps the batch axis dynamic
     text = subject.spec.modality == "text"
-    trace(graph, example, list(feeds), path, exporter, text)
+    trace(graph, example, list(feeds), path, exporter, text, list(subject.outputs))
     items = subject.validation[: INT8_SAMPLES if precision == "int8" else PARITY_SAMPLES]
     reference = _reference(graph, subject, items)
     steps, parity = [exporter], None
@@ -338,25 +384,44 @@ def _build(
         steps.append("optimized")
         parity = None  # measured again below, on the file as stored
     parity = parity or _measure(path, subject, items, reference, precision)
-    _judge(parity, subject.spec.name, precision, steps)
+    for output, measured in parity.items():
+        _judge(measured, subject.spec.name, precision, steps, output)
     return steps, parity
 
 
-def _int8_static(path: Path, subject: _Subject, items: list[Any], reference: Any) -> tuple[list[str], _Parity]:
+def _worst(parities: dict[str, _Parity], precision: Precision) -> _Parity:
+    """The output furthest from its bound: the lowest top-1 agreement for int8, else the largest |diff|
+    relative to its tolerance."""
+    if precision == "int8":
+        return min(parities.values(), key=lambda parity: parity.agreement)
+    return max(parities.values(), key=lambda parity: parity.max_abs_diff / (parity.tolerance or 1.0))
+
+
+def _per_output(parities: dict[str, _Parity]) -> dict[str, dict[str, float | None]]:
+    return {
+        name: {"max_abs_diff": parity.max_abs_diff, "top1_agreement": parity.agreement, "tolerance": parity.tolerance}
+        for name, parity in parities.items()
+    }
+
+
+def _int8_static(
+    path: Path, subject: _Subject, items: list[Any], reference: Any
+) -> tuple[list[str], dict[str, _Parity]]:
     """Static int8 of the float file at `path`, in place. Convolutions nearest the input are the most
     sensitive to int8 (they see raw pixels, and the error they make travels through the whole network), so
     when the check falls short they stay in float, one more at a time, up to `FLOAT_CONVOLUTIONS`."""
     calibration = [feeds for _, feeds in _batches(subject, subject.calibration)]
     first = convolutions(path)[:FLOAT_CONVOLUTIONS]
     quantised, best = path.with_name("model.int8.onnx"), path.with_name("model.best.onnx")
-    chosen: tuple[int, _Parity] | None = None
+    chosen: tuple[int, dict[str, _Parity]] | None = None
     for kept in range(len(first) + 1):
         quantise_static(path, quantised, calibration, first[:kept])
         parity = _measure(quantised, subject, items, reference, "int8")
-        if chosen is None or parity.agreement > chosen[1].agreement:
+        agreement = _worst(parity, "int8").agreement
+        if chosen is None or agreement > _worst(chosen[1], "int8").agreement:
             chosen = kept, parity
             quantised.replace(best)
-        if parity.agreement >= INT8_AGREEMENT:
+        if agreement >= INT8_AGREEMENT:
             break
     assert chosen is not None
     best.replace(path)
@@ -364,22 +429,41 @@ def _int8_static(path: Path, subject: _Subject, items: list[Any], reference: Any
     return ["int8 static"] + ([f"first {kept} convolutions in float"] if kept else []), parity
 
 
-def _reference(graph: Any, subject: _Subject, items: list[Any]) -> Any:
-    """torch's logits for `items`, batch by batch as `_batches` yields them."""
+def _reference(graph: Any, subject: _Subject, items: list[Any]) -> dict[str, Any]:
+    """torch's logits for `items` by output, batch by batch as `_batches` yields them."""
     import numpy as np
     import torch
 
+    names = list(subject.outputs)
+    found: dict[str, list[Any]] = {name: [] for name in names}
     with torch.no_grad():
-        return np.concatenate([graph(*example).numpy() for example, _ in _batches(subject, items)])
+        for example, _ in _batches(subject, items):
+            result = graph(*example)
+            for name, logits in zip(names, result if isinstance(result, tuple) else (result,), strict=True):
+                found[name].append(logits.numpy())
+    return {name: np.concatenate(arrays) for name, arrays in found.items()}
 
 
-def _measure(path: Path, subject: _Subject, items: list[Any], reference: Any, precision: Precision) -> _Parity:
-    """onnxruntime's logits for `items` against torch's `reference`."""
+def _measure(
+    path: Path, subject: _Subject, items: list[Any], reference: dict[str, Any], precision: Precision
+) -> dict[str, _Parity]:
+    """onnxruntime's logits for `items` against torch's `reference`, output by output."""
     import numpy as np
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    logits = np.concatenate([session.run(["logits"], feeds)[0] for _, feeds in _batches(subject, items)])
+    names = list(subject.outputs)
+    runs = [session.run(names, feeds) for _, feeds in _batches(subject, items)]
+    return {
+        name: _compared(np.concatenate([run[column] for run in runs]), reference[name], precision)
+        for column, name in enumerate(names)
+    }
+
+
+def _compared(logits: Any, reference: Any, precision: Precision) -> _Parity:
+    """One output's logits from onnxruntime against torch's."""
+    import numpy as np
+
     scale = float(np.abs(reference).max())
     tolerance = TOLERANCE[precision] * scale if precision in TOLERANCE else None
     best_two = np.sort(reference, axis=1)[:, -2:]
@@ -396,8 +480,8 @@ def _measure(path: Path, subject: _Subject, items: list[Any], reference: Any, pr
     )
 
 
-def _judge(parity: _Parity, name: str, precision: Precision, steps: list[str]) -> None:
-    """Refuse an export beyond its precision's tolerance (nothing of it is kept)."""
+def _judge(parity: _Parity, name: str, precision: Precision, steps: list[str], output: str = "logits") -> None:
+    """Refuse an export whose `output` is beyond its precision's tolerance (nothing of it is kept)."""
     if precision == "int8":
         failed, needed = parity.agreement < INT8_AGREEMENT, f"top-1 agreement ≥ {INT8_AGREEMENT:.0%}"
         needed += f"; torch itself nearly ties on {parity.near_ties} of them, its two best logits within "
@@ -410,16 +494,18 @@ def _judge(parity: _Parity, name: str, precision: Precision, steps: list[str]) -
         needed = f"logits within {parity.tolerance:.1e} ({TOLERANCE[precision]:.0e} of the largest |logit|)"
         needed += " and every answer that is not a tie equal" if precision == "fp32" else ""
     if failed:
+        which = "" if output == "logits" else f" output '{output}'"
         raise ExportError(
-            f"'{name}': onnxruntime ({', '.join(steps)}) differs from torch by {parity.max_abs_diff:.2e} on "
+            f"'{name}'{which}: onnxruntime ({', '.join(steps)}) differs from torch by {parity.max_abs_diff:.2e} on "
             f"logits, top-1 agreement {parity.agreement:.1%} on {parity.samples} inputs (needed: {needed}); "
             "the export was discarded"
         )
 
 
 def write_triton_repository(repository: Path, model: Path, subject: _Subject) -> Path:
-    """A Triton Inference Server model repository: ``NAME/1/model.onnx``, ``config.pbtxt``, ``labels.txt``;
-    built in a staging folder and moved into place whole."""
+    """A Triton Inference Server model repository: ``NAME/1/model.onnx``, ``config.pbtxt``, ``labels.txt``
+    (``TASK.labels.txt`` per output of a multi-task model); built in a staging folder and moved into place
+    whole."""
     name = re.sub(r"[^A-Za-z0-9_-]", "_", subject.spec.name)
     staging = staging_folder(repository)
     try:
@@ -428,7 +514,8 @@ def write_triton_repository(repository: Path, model: Path, subject: _Subject) ->
         for source in (model, model.with_name(model.name + ".data")):
             if source.exists():
                 shutil.copyfile(source, folder / "1" / source.name)
-        (folder / "labels.txt").write_text("".join(f"{label}\n" for label in subject.labels), encoding="utf-8")
+        for file_name, labels in _label_files(subject).items():
+            (folder / file_name).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
         (folder / "config.pbtxt").write_text(_triton_config(name, subject), encoding="utf-8")
         shutil.rmtree(repository / name, ignore_errors=True)
         folder.replace(repository / name)
@@ -444,11 +531,23 @@ def _triton_config(name: str, subject: _Subject) -> str:
         f'  {{ name: "{key}" data_type: {types[str(value.dtype)]} dims: [ {", ".join(_dims(key, value))} ] }},\n'
         for key, value in feeds.items()
     ).rstrip(",\n")
-    output = f'name: "logits" data_type: TYPE_FP32 dims: [ {len(subject.labels)} ] label_filename: "labels.txt"'
+    files = dict(zip(subject.outputs, _label_files(subject), strict=True))
+    outputs = ",\n".join(
+        f'  {{ name: "{output}" data_type: TYPE_FP32 dims: [ {len(labels)} ] label_filename: "{files[output]}" }}'
+        for output, labels in subject.outputs.items()
+    )
     return (
         f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {TRITON_MAX_BATCH}\n'
-        f"input [\n{inputs}\n]\noutput [\n  {{ {output} }}\n]\ndynamic_batching {{ }}\n"
+        f"input [\n{inputs}\n]\noutput [\n{outputs}\n]\ndynamic_batching {{ }}\n"
     )
+
+
+def _label_files(subject: _Subject) -> dict[str, list[str]]:
+    """Triton's label file of each output, in `outputs` order: labels.txt for one, TASK.labels.txt per task."""
+    return {
+        "labels.txt" if output == "logits" else f"{output}.labels.txt": labels
+        for output, labels in subject.outputs.items()
+    }
 
 
 def _dims(name: str, value: Any) -> list[str]:

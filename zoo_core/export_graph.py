@@ -49,13 +49,22 @@ DYNAMO_OPSET = 18  # the dynamo exporter's own (it converts to older opsets thro
 SELF_CONTAINED_LIMIT = 2**31 - 2**26  # protobuf's 2 GB, less room for the graph: larger weights go beside it
 
 
-def trace(graph: Any, example: tuple[Any, ...], names: Sequence[str], path: Path, exporter: str, text: bool) -> None:
+def trace(
+    graph: Any,
+    example: tuple[Any, ...],
+    names: Sequence[str],
+    path: Path,
+    exporter: str,
+    text: bool,
+    outputs: Sequence[str] = ("logits",),
+) -> None:
     """torch.onnx.export of `graph` on `example` (batch ≥ 2 keeps the batch axis dynamic; text also gets a
-    dynamic sequence axis), saved by `save_model` and checked with `onnx.checker`."""
+    dynamic sequence axis), its inputs named `names` and its outputs `outputs` (a multi-task graph gives one
+    per task), saved by `save_model` and checked with `onnx.checker`."""
     import onnx
     import torch
 
-    options: dict[str, Any] = {"input_names": list(names), "output_names": ["logits"]}
+    options: dict[str, Any] = {"input_names": list(names), "output_names": list(outputs)}
     if exporter == "dynamo":
         if importlib.util.find_spec("onnxscript") is None:
             raise ExportError(
@@ -85,7 +94,7 @@ def trace(graph: Any, example: tuple[Any, ...], names: Sequence[str], path: Path
                 str(path),
                 dynamo=False,
                 opset_version=OPSET,
-                dynamic_axes={**axes, "logits": {0: "batch"}},
+                dynamic_axes={**axes, **{output: {0: "batch"} for output in outputs}},
                 **options,
             )
     save_model(onnx.load(str(path)), path)

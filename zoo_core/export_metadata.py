@@ -5,6 +5,10 @@ can come from anywhere, so ``zoo predict`` reads none of it unchecked: the prepr
 registry's own checks (finite mean, std above 0, known interpolation, crop mode and channel order), sizes
 stay within the bounds below and match the graph's input, and there is one label per logit. A 100,000-pixel
 height would otherwise become a 44 GB allocation.
+
+A single-task file has one output, ``logits``, and ``zoo.labels`` is its list of labels. A multi-task file
+has one output per task, named by the task, and ``zoo.labels`` is {task: labels}: the names must be task
+names (`zoo_core.training.tasks`) and be exactly the graph's outputs, each with one label per logit.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zoo_core._version import __version__
-from zoo_core.errors import ExportError, RegistryError
+from zoo_core.errors import ExportError, RegistryError, RunOptionError
 from zoo_core.registry import parse_input
 from zoo_core.specs import ImageInput, ModelSpec, TextInput
+from zoo_core.training.tasks import check_task_name
 
 __all__ = ["MAX_LABELS", "MAX_SIDE", "MAX_TOKENS", "PRECISIONS", "ExportMetadata", "read_metadata", "write_metadata"]
 
@@ -33,20 +38,23 @@ class ExportMetadata:
     """The checked metadata `zoo_core.Predictor` works from."""
 
     modality: str  # image | text
-    labels: list[str]  # one per logit, in order
+    labels: list[str]  # one per logit of the ``logits`` output, in order; empty for a multi-task file
     input: dict[str, Any]  # the preprocessing: every field of ImageInput or TextInput, defaults filled in
     precision: str  # fp32 | fp16 | int8
+    outputs: dict[str, list[str]]  # each output's labels: {"logits": labels}, or {task: labels} per task
 
 
 def write_metadata(
-    spec: ModelSpec, labels: Sequence[str], manifest: Mapping[str, Any], precision: str
+    spec: ModelSpec, labels: Sequence[str] | Mapping[str, Sequence[str]], manifest: Mapping[str, Any], precision: str
 ) -> dict[str, str]:
-    """The ``zoo.*`` entries of an export of `spec` (from a run with `manifest`, or empty for a catalogue model)."""
+    """The ``zoo.*`` entries of an export of `spec` (from a run with `manifest`, or empty for a catalogue
+    model); `labels` is the ``logits`` output's, or each task's by its output's name."""
+    named = {name: list(names) for name, names in labels.items()} if isinstance(labels, Mapping) else list(labels)
     return {
         "zoo.version": __version__,
         "zoo.model": spec.name,
         "zoo.modality": spec.modality,
-        "zoo.labels": json.dumps(list(labels)),
+        "zoo.labels": json.dumps(named),
         "zoo.preprocessing": json.dumps(spec.to_dict()["input"]),
         "zoo.precision": precision,
         "zoo.revision": str(manifest.get("revision") or spec.source.revision or ""),
@@ -56,15 +64,16 @@ def write_metadata(
 
 
 def read_metadata(
-    meta: Mapping[str, str], input_shape: Sequence[int | str | None], logits: int | None, where: str
+    meta: Mapping[str, str], input_shape: Sequence[int | str | None], outputs: Mapping[str, int | None], where: str
 ) -> ExportMetadata:
     """The checked ``zoo.*`` metadata of the model at `where`, whose graph takes `input_shape` (the first
-    input's, batch axis included) and gives `logits` per input (None when that axis is dynamic)."""
+    input's, batch axis included) and gives `outputs`: each (batch, classes) output's class count by name
+    (None when that axis is dynamic)."""
     if "zoo.labels" not in meta:
         raise ExportError(f"{where}: no zoo metadata (labels, preprocessing); export it with `zoo export`")
     modality = _choice(meta, "zoo.modality", ("image", "text"), where)
     precision = _choice(meta, "zoo.precision", PRECISIONS, where)
-    labels = _labels(meta, logits, where)
+    named = _outputs(meta, outputs, where)
     table = _json(meta, "zoo.preprocessing", where)
     try:
         spec = parse_input(table, modality, f"{where}: metadata 'zoo.preprocessing'")
@@ -74,7 +83,7 @@ def read_metadata(
         _check_image(spec, input_shape, where)
     elif isinstance(spec, TextInput) and spec.max_length > MAX_TOKENS:
         raise _refused(f"{where}: metadata 'zoo.preprocessing': max_length {spec.max_length} is above {MAX_TOKENS}")
-    return ExportMetadata(modality, labels, dataclasses.asdict(spec), precision)
+    return ExportMetadata(modality, named.get("logits", []), dataclasses.asdict(spec), precision, named)
 
 
 def _refused(message: str) -> ExportError:
@@ -95,12 +104,31 @@ def _choice(meta: Mapping[str, str], key: str, choices: Sequence[str], where: st
     return value
 
 
-def _labels(meta: Mapping[str, str], logits: int | None, where: str) -> list[str]:
+def _outputs(meta: Mapping[str, str], outputs: Mapping[str, int | None], where: str) -> dict[str, list[str]]:
+    """Each output's checked labels: ``logits``'s for a list, each task's for {task: labels}."""
     labels = _json(meta, "zoo.labels", where)
+    if not isinstance(labels, dict):
+        if "logits" not in outputs:
+            raise ExportError(f"{where}: no 'logits' output of shape (batch, classes); export it with `zoo export`")
+        return {"logits": _labels(labels, outputs["logits"], where, "")}
+    if not 2 <= len(labels) <= len(outputs) or set(labels) != set(outputs):
+        raise _refused(
+            f"{where}: metadata 'zoo.labels' names outputs {', '.join(map(repr, labels))}, the graph gives "
+            f"{', '.join(map(repr, outputs))}"
+        )
+    for name in labels:
+        try:
+            check_task_name(name, f"{where}: metadata 'zoo.labels'")
+        except RunOptionError as error:
+            raise _refused(str(error).partition(";")[0]) from None
+    return {name: _labels(labels[name], outputs[name], where, f" output '{name}'") for name in labels}
+
+
+def _labels(labels: Any, logits: int | None, where: str, output: str) -> list[str]:
     if not isinstance(labels, list) or not 0 < len(labels) <= MAX_LABELS or not all(isinstance(x, str) for x in labels):
-        raise _refused(f"{where}: metadata 'zoo.labels' is not a list of 1 to {MAX_LABELS:,} strings")
+        raise _refused(f"{where}: metadata 'zoo.labels'{output} is not a list of 1 to {MAX_LABELS:,} strings")
     if logits is not None and len(labels) != logits:
-        raise _refused(f"{where}: metadata 'zoo.labels' names {len(labels)} labels for {logits} logits")
+        raise _refused(f"{where}: metadata 'zoo.labels'{output} names {len(labels)} labels for {logits} logits")
     return labels
 
 

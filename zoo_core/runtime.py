@@ -7,6 +7,9 @@ says what is missing. Preprocessing is rebuilt from the model's metadata: the fo
 and it needs neither torch nor the training code. Nothing in the folder is used unchecked: every file must
 have the sha256 ``export.json`` records (`zoo_core.export_folder`), and every metadata field must pass
 `zoo_core.export_metadata` (sizes within bounds and equal to the graph's, finite mean and std, known modes).
+
+A multi-task export has one output per task (`Predictor.tasks`): `task_scores` and `predict_tasks` give each
+task's answer; `scores` and `predict`, which give one answer per input, refuse it in one line.
 """
 
 from __future__ import annotations
@@ -72,17 +75,22 @@ class Predictor:
                 f"provider '{provider}' is not active (onnxruntime fell back to {self.provider}): "
                 f"{missing} not found: install it (onnxruntime-gpu needs it), or use --provider cpu"
             )
-        logits = next((output.shape for output in self.session.get_outputs() if output.name == "logits"), None)
-        if logits is None or len(logits) != 2:
-            raise ExportError(f"{path}: no 'logits' output of shape (batch, classes); export it with `zoo export`")
+        sizes = {
+            output.name: output.shape[1] if isinstance(output.shape[1], int) else None
+            for output in self.session.get_outputs()
+            if len(output.shape) == 2
+        }
         meta = read_metadata(
-            self.session.get_modelmeta().custom_metadata_map,
-            self.session.get_inputs()[0].shape,
-            logits[1] if isinstance(logits[1], int) else None,
-            str(path),
+            self.session.get_modelmeta().custom_metadata_map, self.session.get_inputs()[0].shape, sizes, str(path)
         )
         self.folder, self.labels, self.modality, self.input = folder, meta.labels, meta.modality, meta.input
+        self.outputs = meta.outputs  # each output's labels: {"logits": labels}, or one entry per task
         self._tokenizer: Any = None
+
+    @property
+    def tasks(self) -> list[str]:
+        """A multi-task export's tasks, in the order it was trained with; empty for a single task."""
+        return [] if "logits" in self.outputs else list(self.outputs)
 
     def _image(self, path: Path) -> Any:
         """The network's input for one image file: the training transform's pixels, computed with numpy."""
@@ -105,27 +113,54 @@ class Predictor:
             "attention_mask": np.asarray([e.attention_mask for e in encoded], dtype=np.int64),
         }
 
-    def scores(self, inputs: Sequence[str], batch_size: int = 32) -> Any:
-        """Probabilities (softmax of the logits) for each input (an image path, or a text): a numpy array
-        with one row per input and one column per label, in `labels` order."""
+    def task_scores(self, inputs: Sequence[str], batch_size: int = 32) -> dict[str, Any]:
+        """Probabilities (softmax of the logits) for each input (an image path, or a text), by output: a
+        numpy array per output with one row per input and one column per label, in `outputs` order."""
         import numpy as np
 
-        rows = []
+        names = list(self.outputs)
+        rows: dict[str, list[Any]] = {name: [] for name in names}
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]
             if self.modality == "image":
                 feeds = {"input": np.stack([self._image(Path(item)) for item in chunk]).astype(np.float32)}
             else:
                 feeds = self._texts(chunk)
-            logits = self.session.run(["logits"], feeds)[0]
-            probabilities = np.exp(logits - logits.max(1, keepdims=True))
-            rows.append(probabilities / probabilities.sum(1, keepdims=True))
-        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
+            for name, logits in zip(names, self.session.run(names, feeds), strict=True):
+                probabilities = np.exp(logits - logits.max(1, keepdims=True))
+                rows[name].append(probabilities / probabilities.sum(1, keepdims=True))
+        return {
+            name: np.concatenate(rows[name]) if rows[name] else np.zeros((0, len(labels)), dtype=np.float32)
+            for name, labels in self.outputs.items()
+        }
+
+    def scores(self, inputs: Sequence[str], batch_size: int = 32) -> Any:
+        """Probabilities for each input, one row per input and one column per label, in `labels` order; a
+        multi-task export, which has no one answer, is refused (use `task_scores`)."""
+        if self.tasks:
+            raise ExportError(
+                f"{self.folder} answers {len(self.tasks)} tasks ({', '.join(self.tasks)}), not one: "
+                "`zoo predict` prints each task's answer"
+            )
+        return self.task_scores(inputs, batch_size)["logits"]
 
     def predict(self, inputs: Sequence[str], top: int = 5, batch_size: int = 32) -> list[list[tuple[str, float]]]:
         """For each input (an image path, or a text), the `top` labels with their probabilities."""
-        import numpy as np
+        return _ranked(self.scores(inputs, batch_size), self.labels, top)
 
-        return [
-            [(self.labels[i], float(row[i])) for i in np.argsort(-row)[:top]] for row in self.scores(inputs, batch_size)
-        ]
+    def predict_tasks(
+        self, inputs: Sequence[str], top: int = 5, batch_size: int = 32
+    ) -> list[dict[str, list[tuple[str, float]]]]:
+        """For each input, each output's `top` labels with their probabilities, by output name."""
+        found = {
+            name: _ranked(scores, self.outputs[name], top)
+            for name, scores in self.task_scores(inputs, batch_size).items()
+        }
+        return [{name: found[name][row] for name in found} for row in range(len(inputs))]
+
+
+def _ranked(scores: Any, labels: list[str], top: int) -> list[list[tuple[str, float]]]:
+    """Each row's `top` labels, best first, with their probabilities."""
+    import numpy as np
+
+    return [[(labels[i], float(row[i])) for i in np.argsort(-row)[:top]] for row in scores]

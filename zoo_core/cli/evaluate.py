@@ -1,6 +1,10 @@
 """`zoo evaluate`: classification figures of a trained model (a run folder on torch, or an export folder on
 onnxruntime) on its test split or on labelled data, printed and written as evaluation.json and
-confusion.png."""
+confusion.png.
+
+A multi-task run is evaluated task by task, each on its own test split, into ``OUT/<task>/``; DATA (which
+holds one task's labels) and a multi-task export folder (whose outputs answer several tasks) are refused
+in one line."""
 
 from __future__ import annotations
 
@@ -108,6 +112,13 @@ def _on_export(folder: Path, data: Path, batch_size: int | None, provider: str) 
     from zoo_core.training.data import dataset_kind
 
     predictor = Predictor(folder, provider)
+    if predictor.tasks:
+        from zoo_core.errors import ExportError
+
+        raise ExportError(
+            f"{folder} answers {len(predictor.tasks)} tasks ({', '.join(predictor.tasks)}): evaluate the run folder "
+            "it was exported from (zoo evaluate RUN), which measures each task on its own test split"
+        )
     dataset = _dataset(data, dataset_kind(predictor.modality), predictor.labels)
     scores = predictor.scores(dataset.items, batch_size or 32)
     return dataset, scores, {"data": str(data), "model": str(folder), "runtime": f"onnxruntime {predictor.provider}"}
@@ -148,6 +159,42 @@ def _print_report(report: dict[str, Any]) -> None:
         print_table(("item", "true", "predicted", "p(true)", "p(predicted)"), worst)
 
 
+def _evaluate_tasks(
+    state: State, run: Path, data: Path | None, out: Path, batch_size: int | None, top_k: int, worst: int
+) -> dict[str, dict[str, Any]]:
+    """Each task of a multi-task run on its own test split: {task: report}, written to ``out/<task>/``."""
+    from zoo_core.errors import RunOptionError
+    from zoo_core.training.evaluate import classification_report, predict_scores
+    from zoo_core.training.evaluation_files import write_evaluation
+    from zoo_core.training.run import pinned_threads
+    from zoo_core.training.saved import load_run
+
+    if data is not None:
+        raise RunOptionError(
+            f"{run} is a multi-task run: each task is measured on its own test split; drop DATA {data} "
+            "(to measure one task on other data, train it alone)"
+        )
+    saved = load_run(run, state.catalogue())
+    reports = {}
+    with pinned_threads(saved.options["threads"]):
+        for name, task in saved.tasks.items():
+            test = task.splits.test
+            scores = predict_scores(
+                saved.task_model(name), test, saved.transform, batch_size or saved.options["batch_size"]
+            )
+            measured = {
+                "data": f"the test split of task {name} of {run}",
+                "model": f"{name} head of {saved.spec.name}",
+                "runtime": "torch",
+            }
+            reports[name] = {
+                **measured,
+                **classification_report(test.labels, scores, test.classes, test.items, top_k, worst),
+            }
+            write_evaluation(reports[name], out / name)
+    return reports
+
+
 @click.command("evaluate")
 @click.argument("target", type=click.Path(path_type=Path))
 @click.argument("data", required=False, type=click.Path(path_type=Path))
@@ -181,6 +228,7 @@ def evaluate_command(
     from zoo_core.errors import DataError, RunFolderError
     from zoo_core.training.evaluate import classification_report
     from zoo_core.training.evaluation_files import check_out, write_evaluation
+    from zoo_core.training.tasks import TASKS_FOLDER
 
     if data is not None and not data.exists():
         raise DataError(f"{data}: not found; give an image folder or a labelled CSV/JSONL")
@@ -188,6 +236,17 @@ def evaluate_command(
         data, out = _export_inputs(target, data, out)
         check_out(out)
         dataset, scores, measured = _on_export(target, data, batch_size, provider)
+    elif (target / "manifest.json").is_file() and (target / TASKS_FOLDER).is_dir():  # a multi-task run
+        out = out or target / "evaluation"
+        check_out(out)
+        reports = _evaluate_tasks(state, target, data, out, batch_size, top_k, worst)
+        if as_json:
+            print_json(reports)
+        for position, report in enumerate([] if as_json else reports.values()):
+            click.echo("\n" if position else "", nl=False)
+            _print_report(report)
+        click.echo(f"wrote evaluation.json and confusion.png for each task under {out}", err=True)
+        return
     elif (target / "manifest.json").is_file():
         out = out or target / "evaluation"
         check_out(out)

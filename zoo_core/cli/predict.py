@@ -54,8 +54,14 @@ def predict_command(
         from zoo_core.runtime import Predictor
 
         predictor = Predictor(Path(model), provider)
-        ranked = predictor.predict(list(inputs), top=top, batch_size=batch_size)
+        if predictor.tasks:  # a multi-task export: each task's answer
+            answers = predictor.predict_tasks(list(inputs), top=top, batch_size=batch_size)
+        else:
+            ranked = predictor.predict(list(inputs), top=top, batch_size=batch_size)
         click.echo(f"onnxruntime provider: {predictor.provider}", err=True)  # after: an error is one line
+        if predictor.tasks:
+            _print_tasks(inputs, answers, top, as_json)
+            return
     elif labels:
         from zoo_core.zeroshot import zero_shot
 
@@ -78,12 +84,38 @@ def predict_command(
             ]
         )
         return
-    # " | " between labels: class names hold commas ("tabby, tabby cat")
-    rows = [
-        (item, " | ".join(f"{label} ({score:.2f})" for label, score in found[:top]))
-        for item, found in zip(inputs, ranked, strict=True)
-    ]
+    rows = [(item, _shown(found[:top])) for item, found in zip(inputs, ranked, strict=True)]
     print_table(("input", "labels"), rows)
+
+
+def _shown(ranked: list[tuple[str, float]]) -> str:
+    """Labels with their probabilities, " | " between them: class names hold commas ("tabby, tabby cat")."""
+    return " | ".join(f"{label} ({score:.2f})" for label, score in ranked)
+
+
+def _print_tasks(
+    inputs: tuple[str, ...], answers: list[dict[str, list[tuple[str, float]]]], top: int, as_json: bool
+) -> None:
+    """A multi-task export's answers: a column per task (a table), or {"input", "tasks": {task: labels}}."""
+    if as_json:
+        print_json(
+            [
+                {
+                    "input": item,
+                    "tasks": {
+                        task: [{"label": label, "score": score} for label, score in found[:top]]
+                        for task, found in answer.items()
+                    },
+                }
+                for item, answer in zip(inputs, answers, strict=True)
+            ]
+        )
+        return
+    tasks = list(answers[0]) if answers else []
+    rows = [
+        (item, *(_shown(answer[task][:top]) for task in tasks)) for item, answer in zip(inputs, answers, strict=True)
+    ]
+    print_table(("input", *tasks), rows)
 
 
 @click.command("export")
@@ -143,7 +175,14 @@ def export_command(
     click.echo(
         f"{report.path}: parity on {report.samples} inputs: max |diff| {report.max_abs_diff:.1e}{allowed}, "
         f"top-1 agreement {report.top1_agreement:.1%}"
+        + (" (the output furthest from its bound)" if report.outputs else "")
     )
+    for output, figures in report.outputs.items():
+        bound = f" (allowed {figures['tolerance']:.1e})" if figures["tolerance"] is not None else ""
+        click.echo(
+            f"  output {output}: max |diff| {figures['max_abs_diff']:.1e}{bound}, "
+            f"top-1 agreement {figures['top1_agreement']:.1%}"
+        )
 
 
 @click.command("doctor")

@@ -17,9 +17,38 @@ from zoo_core.cli import State
 if TYPE_CHECKING:
     from zoo_core.training.run import FinetuneOptions
 
-__all__ = ["COMMANDS", "report_run"]
+__all__ = ["COMMANDS", "hardware_options", "report_run", "report_tasks"]
 
 THREADS_HELP = "CPU threads while training; the same number gives the same result on any machine."
+
+
+def hardware_options(command: Any) -> Any:
+    """--device, --precision and --workers: where a run trains, at what precision, fed by how many processes."""
+    for option in reversed(
+        [
+            click.option(
+                "--device",
+                default="auto",
+                show_default=True,
+                help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N; under torchrun, each process's own GPU.",
+            ),
+            click.option(
+                "--precision",
+                type=click.Choice(["fp32", "bf16", "fp16"]),
+                default="fp32",
+                show_default=True,
+                help="Mixed precision by autocast; fp16 adds loss scaling and needs CUDA.",
+            ),
+            click.option(
+                "--workers",
+                default=0,
+                show_default=True,
+                help="Processes decoding images for the device (0: in the training process).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 def _figure(spread: dict[str, float], runs: int) -> str:
@@ -50,8 +79,30 @@ def report_run(metrics: dict[str, Any]) -> None:
         click.echo(line)
 
 
+def report_tasks(metrics: dict[str, Any]) -> None:
+    """What a multi-task run measured: each task's test figures on its own test split, and the joint
+    training's cost."""
+    runs = len(metrics["seeds"])
+    seeds = f"mean ± std over {runs} seeds" if runs > 1 else f"seed {metrics['seeds'][0]}"
+    joint = metrics["joint"]["runs"]
+    steps, seconds = sum(run["steps"] for run in joint) / runs, sum(run["seconds"] for run in joint) / runs
+    click.echo(
+        f"{len(metrics['tasks'])} tasks on one backbone ({metrics['strategy']}); {seeds}; "
+        f"{steps:.0f} training steps and {seconds:.1f} s a seed"
+    )
+    for name, task in metrics["tasks"].items():
+        sizes, test = task["sizes"], task["transfer"]["test"]
+        click.echo(
+            f"task {name} (weight {task['weight']:g}; {sizes['train']} train, {sizes['val']} validation, "
+            f"{sizes['test']} test; chance {task['chance']:.1%}): test accuracy {_figure(test['accuracy'], runs)}, "
+            f"balanced {_figure(test['balanced_accuracy'], runs)}, macro-F1 {_figure(test['macro_f1'], runs)}"
+        )
+
+
 def _report(metrics: dict[str, Any], out: Path) -> None:
-    if "source" in metrics:
+    if "tasks" in metrics:
+        report_tasks(metrics)
+    elif "source" in metrics:
         source = metrics["source"]
         click.echo(
             f"{metrics['model']}: test accuracy {source['test_accuracy']:.1%} on {metrics['sizes']['test']} "
@@ -67,6 +118,12 @@ def _options(**chosen: Any) -> FinetuneOptions:
     from zoo_core.training.run import FinetuneOptions
 
     return FinetuneOptions(**chosen)
+
+
+def _chosen(options: dict[str, Any]) -> FinetuneOptions:
+    """`zoo finetune`'s options, --val and --test as text (a manifest records them so)."""
+    paths = {key: str(options[key]) if options[key] else None for key in ("val", "test")}
+    return _options(**{**options, **paths})
 
 
 def _refuse_beside_manifest(ctx: click.Context) -> None:
@@ -108,6 +165,19 @@ def _refuse_beside_manifest(ctx: click.Context) -> None:
     help="Also train a baseline on the same splits (repeatable): scratch, pixels (or bag of words), knn.",
 )
 @click.option("--repeats", default=1, show_default=True, help="Seeds to run (seed, seed+1, ...): mean ± std.")
+@click.option(
+    "--task",
+    multiple=True,
+    metavar="NAME=DATA",
+    help="Multi-task (repeatable, two or more, instead of DATA): one head per task on one backbone.",
+)
+@click.option(
+    "--task-weight",
+    multiple=True,
+    metavar="NAME=W",
+    help="A task's loss weight (default 1): the loss is the weighted sum of the tasks' cross-entropies.",
+)
+@hardware_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option(
     "--from-manifest",
@@ -129,16 +199,50 @@ def finetune_command(
     from zoo_core.training.run import finetune, finetune_from_manifest
 
     state: State = ctx.obj
+    tasks, task_weights = options.pop("task"), options.pop("task_weight")
     if from_manifest is not None:
         _refuse_beside_manifest(ctx)
-        metrics = finetune_from_manifest(from_manifest, out, state.catalogue(), resume=resume)
+        from zoo_core.training.multitask import finetune_tasks_from_manifest, is_multitask_manifest
+
+        again = finetune_tasks_from_manifest if is_multitask_manifest(from_manifest) else finetune_from_manifest
+        metrics = again(from_manifest, out, state.catalogue(), resume=resume)
+    elif tasks or task_weights:
+        metrics = _finetune_tasks(state, name, data, out, tasks, task_weights, resume, options)
     elif name is None or data is None:
         raise click.UsageError("give NAME and DATA, or --from-manifest RUN_DIR/manifest.json")
     else:
-        paths = {key: str(options[key]) if options[key] else None for key in ("val", "test")}
-        chosen = _options(**{**options, **paths})
-        metrics = finetune(state.catalogue().get(name), data, out, chosen, resume=resume)
+        metrics = finetune(state.catalogue().get(name), data, out, _chosen(options), resume=resume)
     _report(metrics, out)
+
+
+def _finetune_tasks(
+    state: State,
+    name: str | None,
+    data: Path | None,
+    out: Path,
+    tasks: tuple[str, ...],
+    task_weights: tuple[str, ...],
+    resume: bool,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """`zoo finetune NAME --task A=DATA_A --task B=DATA_B`: the task options checked, one line each."""
+    from zoo_core.errors import RunOptionError
+    from zoo_core.training.multitask import finetune_tasks
+    from zoo_core.training.tasks import parse_tasks, parse_weights
+
+    if not tasks:
+        raise RunOptionError("--task-weight weighs a --task: give two or more --task NAME=DATA, or drop it")
+    if data is not None:
+        raise RunOptionError(
+            f"DATA {data} and --task both give the data: with --task, each task names its own (--task NAME=DATA)"
+        )
+    if name is None:
+        raise click.UsageError(
+            "give NAME, the model the tasks share: zoo finetune NAME --task A=DATA_A --task B=DATA_B"
+        )
+    named = parse_tasks(tasks)
+    weights = parse_weights(task_weights, named)
+    return finetune_tasks(state.catalogue().get(name), named, out, _chosen(options), weights, resume=resume)
 
 
 @click.command("pretrain")
@@ -153,6 +257,7 @@ def finetune_command(
 @click.option("--lr", default=3e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True, help=THREADS_HELP)
+@hardware_options
 @click.pass_obj
 def pretrain_command(
     state: State,

@@ -8,6 +8,11 @@ from the spec's input. ``manifest.json``'s options are checked as a new run's ar
 exact training, validation and test items, checked against the fingerprints ``manifest.json`` recorded (an
 edited file, or images changed or moved since, are refused) and for a test split that shares items with the
 others; a run written before zoo kept it has none (`SavedRun.splits` is None).
+
+A multi-task run (`zoo_core.training.multitask`) loads as one `MultiTaskModel` ({task: logits}) with each
+task's classes and splits in `SavedRun.tasks` (``labels.json`` is {task: classes}, each task's splits are
+``tasks/<task>/splits.json`` checked against that task's fingerprints in ``manifest.json``); its `classes` is
+empty and its `splits` None. `SavedRun.task_model` gives one task's backbone and head as a single-task model.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +30,22 @@ from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
 from zoo_core.training.splits import SPLITS_FILE, Splits, read_splits
 
-__all__ = ["SavedRun", "load_run"]
+__all__ = ["SavedRun", "SavedTask", "load_run"]
 
 RUN_FILES = ("manifest.json", "labels.json", "model.safetensors")  # what every finished run holds
 AGAIN = "train the run again (zoo finetune … --out FOLDER)"
 # the options loading and measuring the model read; the others have defaults (an older zoo wrote fewer)
 NEEDED_OPTIONS = ("head", "drop_last", "batch_size")
 FINGERPRINTS = {"train": "data_fingerprint", "val": "val_fingerprint", "test": "test_fingerprint"}  # in manifest.json
+
+
+@dataclass(frozen=True)
+class SavedTask:
+    """One task of a multi-task run."""
+
+    classes: list[str]  # labels.json's classes of the task, in the order of its head's outputs
+    splits: Splits  # tasks/<task>/splits.json
+    weight: float  # its loss weight in training
 
 
 @dataclass(frozen=True)
@@ -45,11 +59,18 @@ class SavedRun:
     classes: list[str]  # labels.json: class names, in the order of the model's outputs
     model: Any  # the trained TransferModel, in eval mode
     transform: Any  # an image file's picture to the network's input, as in training; None for text
-    splits: Splits | None  # splits.json; None for a run written before zoo kept it
+    splits: Splits | None  # splits.json; None for a run written before zoo kept it, or a multi-task run
+    tasks: dict[str, SavedTask] = field(default_factory=dict)  # a multi-task run's tasks, in training order
 
     @property
     def kind(self) -> str:
         return dataset_kind(self.spec.modality)
+
+    def task_model(self, name: str) -> Any:
+        """A multi-task run's backbone under task `name`'s head: a TransferModel (shared, not copied)."""
+        from zoo_core.training.model import TransferModel
+
+        return TransferModel(self.model.backbone, self.model.heads[name]).eval()
 
 
 def _read_json(path: Path) -> Any:
@@ -66,13 +87,17 @@ def _manifest(folder: Path) -> dict[str, Any]:
     if not (
         isinstance(manifest, dict)
         and isinstance(manifest.get("model"), str)
-        and isinstance(manifest.get("data"), str)
+        and (isinstance(manifest.get("tasks"), dict) if "tasks" in manifest else isinstance(manifest.get("data"), str))
         and isinstance(manifest.get("options"), dict)
     ):
-        raise RunFolderError(f"{path}: not a run's manifest (model, data and options are needed); {AGAIN}")
-    for key in FINGERPRINTS.values():
-        if not isinstance(manifest.get(key, ""), str):
-            raise RunFolderError(f"{path}: {key} is {manifest[key]!r}, not a fingerprint; {AGAIN}")
+        raise RunFolderError(f"{path}: not a run's manifest (model, data or tasks, and options are needed); {AGAIN}")
+    entries = [("", manifest), *((f"tasks.{name}.", entry) for name, entry in manifest.get("tasks", {}).items())]
+    for where, entry in entries:
+        if not isinstance(entry, dict):
+            raise RunFolderError(f"{path}: {where[:-1]} is {entry!r}, not a task's data and weight; {AGAIN}")
+        for key in FINGERPRINTS.values():
+            if not isinstance(entry.get(key, ""), str):
+                raise RunFolderError(f"{path}: {where}{key} is {entry[key]!r}, not a fingerprint; {AGAIN}")
     return manifest
 
 
@@ -106,40 +131,51 @@ def _options(path: Path, options: dict[str, Any]) -> dict[str, Any]:
         raise RunFolderError(f"{path}: its options cannot make a run ({error}); {AGAIN}") from None
 
 
-def _classes(folder: Path) -> list[str]:
-    classes = _read_json(folder / "labels.json")
+def _class_names(classes: Any, where: str) -> list[str]:
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(name, str) for name in classes)):
-        raise RunFolderError(f"{folder / 'labels.json'}: not a list of two or more class names; {AGAIN}")
+        raise RunFolderError(f"{where}: not a list of two or more class names; {AGAIN}")
     return classes
 
 
-def _model(folder: Path, spec: ModelSpec, options: dict[str, Any], classes: int) -> Any:
-    """The TransferModel training saved: the backbone as the run cut it, a head as wide as the saved one."""
+def _classes(folder: Path) -> list[str]:
+    return _class_names(_read_json(folder / "labels.json"), str(folder / "labels.json"))
+
+
+def _model(folder: Path, spec: ModelSpec, options: dict[str, Any], classes: int | dict[str, int]) -> Any:
+    """The model training saved: the backbone as the run cut it, and a head as wide as the saved one — one
+    (a TransferModel, for `classes` classes) or one per task (a MultiTaskModel, `classes` {task: count})."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from zoo_core.loading import load
     from zoo_core.training.model import TransferModel, make_head, run_backbone
+    from zoo_core.training.multitask_model import MultiTaskModel
 
     path = folder / "model.safetensors"
     kind = "mlp" if options["head"] == "mlp" else "linear"  # logreg is saved as the equivalent linear layer
+    counts = classes if isinstance(classes, dict) else {"head": classes}
+    prefixes = {name: f"heads.{name}" if isinstance(classes, dict) else name for name in counts}
     try:
         state = load_file(path)
-        width = state["head.0.weight" if kind == "mlp" else "head.weight"].shape[1]
+        widths = {
+            name: state[f"{prefix}.0.weight" if kind == "mlp" else f"{prefix}.weight"].shape[1]
+            for name, prefix in prefixes.items()
+        }
     except (SafetensorError, OSError, KeyError) as error:
         raise RunFolderError(f"{path}: no {kind} head in it ({type(error).__name__}: {error}); {AGAIN}") from None
     backbone = load(spec)
     # a run written before runs removed the backbone's own classifier (and, after --drop-last, the layers it
     # cut) holds those tensors too: the model never read them, so they are left out, not refused
     unused = {f"backbone.{name}" for name in run_backbone(backbone, options["drop_last"])}
-    model = TransferModel(backbone, make_head(kind, width, classes))
+    heads = {name: make_head(kind, widths[name], count) for name, count in counts.items()}
+    model = MultiTaskModel(backbone, heads) if isinstance(classes, dict) else TransferModel(backbone, heads["head"])
     try:
         model.load_state_dict({key: value for key, value in state.items() if key not in unused})
     except RuntimeError as error:  # torch lists every missing, unexpected or misshapen tensor
         detail = " ".join(str(error).split())[:300]
-        raise RunFolderError(
-            f"{path}: does not fit {spec.name} with a {kind} head for {classes} classes ({detail}); {AGAIN}"
-        ) from None
+        shape = ", ".join(f"{name} {count}" for name, count in counts.items()) if isinstance(classes, dict) else ""
+        heads_of = f"{kind} heads for {shape} classes" if shape else f"a {kind} head for {classes} classes"
+        raise RunFolderError(f"{path}: does not fit {spec.name} with {heads_of} ({detail}); {AGAIN}") from None
     return model.eval()
 
 
@@ -185,23 +221,24 @@ def _recorded(splits: Splits, manifest: dict[str, Any]) -> bool:
         return False
 
 
-def _verify_splits(splits: Splits, manifest: dict[str, Any], folder: Path) -> None:
-    """Refuse a splits.json that is not the one the run wrote with its images as they were, or whose test
-    split shares an image with the others: its test figure would not be the run's."""
+def _verify_splits(splits: Splits, manifest: dict[str, Any], folder: Path, run: Path | None = None) -> None:
+    """Refuse a splits.json (in `folder`, of the run folder `run`, default `folder`) that is not the one the
+    run wrote with its images as they were, or whose test split shares an image with the others: its test
+    figure would not be the run's."""
     path = folder / SPLITS_FILE
+    run = run or folder
     if not _recorded(splits, manifest):
-        raise RunFolderError(
-            f"{path}: does not match the run (edited, or its images changed or moved); give DATA: "
-            f"zoo evaluate {folder} DATA"
-        )
+        remedy = f"give DATA: zoo evaluate {run} DATA" if run == folder else AGAIN
+        raise RunFolderError(f"{path}: does not match the run (edited, or its images changed or moved); {remedy}")
     if splits.test.kind != "image":  # texts may repeat legitimately, as when the run drew its splits
         return
     held_in = {Path(item).resolve() for item in splits.train.items + splits.val.items}
     shared = [item for item in splits.test.items if Path(item).resolve() in held_in]
     if shared:
+        remedy = f"give DATA: zoo evaluate {run} DATA" if run == folder else AGAIN
         raise RunFolderError(
             f"{path}: {len(shared)} test item(s) are also training or validation items (the first {shared[0]}), "
-            f"so its test figure is not a held-out one; give DATA: zoo evaluate {folder} DATA"
+            f"so its test figure is not a held-out one; {remedy}"
         )
 
 
@@ -217,6 +254,8 @@ def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) 
         )
     manifest = _manifest(folder)
     options = _options(folder / "manifest.json", manifest["options"])
+    if "tasks" in manifest:
+        return _load_tasks(folder, manifest, options, catalogue, verify_splits)
     classes = _classes(folder)
     spec = catalogue.get(manifest["model"])
     splits = _splits(folder, dataset_kind(spec.modality), classes)
@@ -224,3 +263,43 @@ def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) 
         _verify_splits(splits, manifest, folder)
     model = _model(folder, spec, options, len(classes))
     return SavedRun(folder, manifest, options, spec, classes, model, _transform(spec), splits)
+
+
+def _task(folder: Path, name: str, entry: Any, classes: Any, kind: str, verify_splits: bool) -> SavedTask:
+    """One task of a multi-task run folder, its entry in manifest.json and labels.json checked."""
+    from zoo_core.training.tasks import TASKS_FOLDER, check_task_name
+
+    manifest = folder / "manifest.json"
+    try:
+        check_task_name(name, str(manifest))
+    except RunOptionError as error:
+        raise RunFolderError(f"{error}; {AGAIN}") from None
+    weight = entry.get("weight")
+    if not (isinstance(weight, int | float) and not isinstance(weight, bool) and weight > 0):
+        raise RunFolderError(f"{manifest}: tasks.{name}.weight is {weight!r}, not a positive number; {AGAIN}")
+    names = _class_names(classes, f"{folder / 'labels.json'}: {name}")
+    where = folder / TASKS_FOLDER / name
+    splits = _splits(where, kind, names)
+    if splits is None:
+        raise RunFolderError(f"{folder}: no {TASKS_FOLDER}/{name}/{SPLITS_FILE}, the task's splits; {AGAIN}")
+    if verify_splits:
+        _verify_splits(splits, entry, where, folder)
+    return SavedTask(names, splits, float(weight))
+
+
+def _load_tasks(
+    folder: Path, manifest: dict[str, Any], options: dict[str, Any], catalogue: Catalogue, verify_splits: bool
+) -> SavedRun:
+    """`load_run` of a multi-task run: a MultiTaskModel, and each task's classes and splits."""
+    labels = _read_json(folder / "labels.json")
+    tasks = manifest["tasks"]
+    if not isinstance(labels, dict) or list(labels) != list(tasks) or len(tasks) < 2:
+        raise RunFolderError(
+            f"{folder / 'labels.json'}: not the classes of each of manifest.json's two or more tasks "
+            f"({', '.join(map(str, tasks))}) as {{task: classes}}; {AGAIN}"
+        )
+    spec = catalogue.get(manifest["model"])
+    kind = dataset_kind(spec.modality)
+    found = {name: _task(folder, name, tasks[name], labels[name], kind, verify_splits) for name in tasks}
+    model = _model(folder, spec, options, {name: len(task.classes) for name, task in found.items()})
+    return SavedRun(folder, manifest, options, spec, [], model, _transform(spec), None, found)
