@@ -53,10 +53,22 @@ def cli(ctx: click.Context, registry_files: tuple[Path, ...], debug: bool) -> No
 
 
 def _register_commands() -> None:
-    from zoo_core.cli import cache, check, download, evaluate, models, plugins, predict, quickstart, rank, train
+    from zoo_core.cli import (
+        adapt,
+        cache,
+        check,
+        download,
+        evaluate,
+        models,
+        plugins,
+        predict,
+        quickstart,
+        rank,
+        train,
+    )
     from zoo_core.plugins import each_result
 
-    for module in (models, plugins, download, cache, check, rank, predict, train, evaluate, quickstart):
+    for module in (models, plugins, download, cache, check, rank, predict, train, adapt, evaluate, quickstart):
         for command in module.COMMANDS:
             cli.add_command(command)
     for _ in each_result("register_commands", cli=cli):  # a plugin that raises is reported, not fatal
@@ -88,6 +100,7 @@ _EXTRA_OF_MODULE |= dict.fromkeys(("transformers", "tokenizers"), "text") | dict
 )
 _EXTRA_OF_MODULE |= dict.fromkeys(("onnx", "onnxruntime", "onnxscript"), "onnx") | {"google": "caffe"}
 _EXTRA_OF_COMMAND = dict(quickstart="all", finetune="train", pretrain="train", rank="train", convert="caffe")
+_EXTRA_OF_COMMAND |= {"adapt": "train"}
 _EXTRA_OF_COMMAND |= dict.fromkeys(("export", "predict", "doctor"), "onnx")
 
 

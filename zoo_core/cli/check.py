@@ -1,4 +1,5 @@
-"""`zoo check`: whether a dataset suits a model, and what to do about it."""
+"""`zoo check`: whether a dataset suits a model, and what to do about it; given a run folder instead of a
+model, also whether the data looks shifted from the data the run was trained for (`zoo_core.domain.run_shift`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,26 @@ from pathlib import Path
 
 import click
 
+from zoo_core.checks import CheckReport
 from zoo_core.cli import State
 from zoo_core.cli.output import print_json, print_table
 from zoo_core.compatibility import check
 
 __all__ = ["COMMANDS"]
+
+
+def _run_report(state: State, folder: Path, data: Path, domain: bool) -> CheckReport:
+    """The check of DATA against a run's model, as for its name, then the "shift" finding (with `domain`)."""
+    import dataclasses
+
+    from zoo_core.domain import run_shift
+    from zoo_core.training.saved import load_run
+
+    saved = load_run(folder, state.catalogue(), verify_splits=False)  # its validation images are checked when read
+    report = check(saved.spec, data, domain=domain)
+    if domain:
+        report = dataclasses.replace(report, findings=(*report.findings, run_shift(saved, data, report)))
+    return report
 
 
 @click.command("check")
@@ -22,16 +38,20 @@ __all__ = ["COMMANDS"]
     "--no-domain",
     "skip_domain",
     is_flag=True,
-    help="Skip the source/target similarity, which runs the model when its weights are on disk.",
+    help="Skip the source/target similarity (and, for a run folder, the shift), which run the model.",
 )
 @click.pass_obj
 def check_command(state: State, /, name: str, data: Path, as_json: bool, skip_domain: bool) -> None:
     """Check DATA (an image folder, one class per subfolder or flat, or one image; or a text file) against a
-    model, and how far it is from the data the model was pretrained on.
+    model, and how far it is from the data the model was pretrained on. NAME may be a run folder: then DATA
+    is also held against the run's own validation split, warning when it looks shifted (see `zoo adapt`).
 
     Exits 0 when the data is usable as it is (warnings allowed), 1 when it is not.
     """
-    report = check(state.catalogue().get(name), data, domain=not skip_domain)
+    if Path(name).is_dir():
+        report = _run_report(state, Path(name), data, not skip_domain)
+    else:
+        report = check(state.catalogue().get(name), data, domain=not skip_domain)
     if as_json:
         print_json(
             {
