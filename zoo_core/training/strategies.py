@@ -33,6 +33,7 @@ __all__ = [
     "distributed",
     "features_head",
     "features_key",
+    "freeze_for_strategy",
     "frozen_features",
     "network_run",
     "scratch_network",
@@ -197,6 +198,15 @@ def _scores(model: nn.Module, dataset: Dataset, job: Job) -> np.ndarray:
     )
 
 
+def freeze_for_strategy(backbone: Any, strategy: str, unfreeze: int) -> list[str]:
+    """Freeze `backbone`'s layer groups as `strategy` trains them: none for full, all but the last
+    `unfreeze` + 1 (the head counts) for finetune, all for features. Returns the groups left trainable; `zoo
+    adapt` calls it too, to act only on the layers a saved run trained."""
+    groups = len(backbone.layer_groups())
+    opened = {"full": groups, "features": 0}.get(strategy, min(unfreeze + 1, groups))
+    return list(backbone.freeze(all_but_last=opened))
+
+
 def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool = True) -> Trained:
     """Train `model`'s head and the backbone stages `strategy` opens, with early stopping on validation loss,
     on the job's device (the model back on the CPU afterwards, holding the best epoch).
@@ -210,8 +220,7 @@ def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool 
     options, train, device = job.options, job.splits.train, job.device
     rank, world = distributed(device)
     backbone = model.backbone
-    groups = len(backbone.layer_groups())
-    backbone.freeze(all_but_last=groups if strategy == "full" else min(options.unfreeze + 1, groups))
+    freeze_for_strategy(backbone, strategy, options.unfreeze)
     feeding: dict[str, Any] = {"workers": options.workers, "pin_memory": device.type == "cuda"}
     train_feed = Feeder(train, job.transform, **feeding)  # its workers serve every epoch
     val_feed = Feeder(job.splits.val, job.transform, **feeding)
