@@ -15,6 +15,11 @@ untimed warm-up:
   for contrast. A provider the installed onnxruntime lacks (the CPU build has neither GPU provider) gives a
   row that says "not available" and why.
 
+Any measurement that fails (a missing import such as scikit-learn or matplotlib, the short run to export,
+loading it back, a session that will not run, the GPU out of memory) becomes a row that says "not available:"
+and why in one line; the others go on. Each row is printed (and the JSON rewritten) as soon as it is measured,
+so a run cut short keeps what it measured.
+
 Weights: timm's ``tf_efficientnet_lite0`` and ``resnet50`` with random initialisation (throughput does not
 depend on the values), registered as local models for the run; no network is needed. Runs train as zoo trains
 them: seeded, ``torch.use_deterministic_algorithms`` on (`seed_everything`), TF32 convolutions as torch
@@ -37,7 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,7 @@ from typing import Any
 MODELS = {"efficientnet_lite0": "tf_efficientnet_lite0", "resnet50": "resnet50"}
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cpu": "CPUExecutionProvider"}
 CPU_PRECISIONS = ("fp32", "int8")  # onnxruntime's CPU kernels run fp16 graphs through casts: no contrast there
+HEADER = "| measure | model | runtime | precision | batch | images/s |\n|---|---|---|---|---|---|"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,24 @@ class Row:
     batch: int
     images_per_s: float | None
     note: str = ""  # why there is no figure: "not available: ..."
+
+
+def _unavailable(error: BaseException) -> str:
+    """A failed measurement's note: one line, the error's type and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    return f"not available: {type(error).__name__}: {lines[0][:200] if lines else 'no message'}"
+
+
+def _attempt(skip: str | None, measure: Callable[..., float | str], *arguments: Any) -> tuple[float | None, str]:
+    """(figure, "") from ``measure(*arguments)``, or (None, why not): where `skip` says why already, where
+    `measure` says why (a string), or where it fails."""
+    if skip:
+        return None, skip
+    try:
+        result = measure(*arguments)
+    except Exception as error:  # any failure of one measurement is that row's note, not the end of the run
+        return None, _unavailable(error)
+    return (None, result) if isinstance(result, str) else (result, "")
 
 
 def _synchronised(device: Any) -> None:
@@ -231,7 +255,10 @@ def exported(spec: Any, data: Path, folder: Path, device: Any) -> dict[str, Path
     from zoo_core.training.run import FinetuneOptions, finetune
 
     run = folder / "run"
-    finetune(spec, data, run, FinetuneOptions(epochs=5, lr=1e-2, device=device.type))
+    try:
+        finetune(spec, data, run, FinetuneOptions(epochs=5, lr=1e-2, device=device.type))
+    except Exception as error:  # scikit-learn or matplotlib missing, say: every export's rows say so
+        return dict.fromkeys(("fp32", "fp16", "int8"), f"{_unavailable(error)} (in the run to export)")
     found: dict[str, Path | str] = {}
     for precision in ("fp32", "fp16", "int8"):
         try:
@@ -265,7 +292,6 @@ def infer_onnx(folder: Path, provider: str, batch: int, plan: Plan) -> float | s
     import numpy as np
     import onnxruntime
 
-    from zoo_core.errors import ExportError
     from zoo_core.runtime import Predictor
 
     built = onnxruntime.get_available_providers()
@@ -274,11 +300,7 @@ def infer_onnx(folder: Path, provider: str, batch: int, plan: Plan) -> float | s
             f"not available: onnxruntime {onnxruntime.__version__} here has no {PROVIDERS[provider]} "
             f"(it offers {', '.join(built)}; onnxruntime-gpu has it)"
         )
-    try:
-        predictor = Predictor(folder, provider)
-    except ExportError as error:
-        return f"not available: {error}"
-    session = predictor.session
+    session = Predictor(folder, provider).session  # a refusal or a failure is the row's note (`_attempt`)
     feeds = {
         session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(
             (batch, 3, plan.size, plan.size), dtype=np.float32
@@ -297,49 +319,51 @@ def infer_onnx(folder: Path, provider: str, batch: int, plan: Plan) -> float | s
 
 def _measure_model(
     name: str, spec: Any, data: Path, export_data: Path, plan: Plan, device: Any, folder: Path
-) -> list[Row]:
-    """Every row of one model."""
+) -> Iterator[Row]:
+    """Every row of one model, each as soon as it is measured; a failed measurement is a "not available" row."""
     import torch
 
     from zoo_core.catalogue_sources import default_catalogue
     from zoo_core.training.saved import load_run
 
-    rows = []
     for precision in ("fp32", "bf16", "fp16"):
-        refused = _refusal(device, precision)
-        figure = None if refused else train_synthetic(spec.arch, plan, device, precision)
-        rows.append(Row("train synthetic", name, "zoo loop, no loader", precision, plan.batch, figure, refused or ""))
+        figure, note = _attempt(_refusal(device, precision), train_synthetic, spec.arch, plan, device, precision)
+        yield Row("train synthetic", name, "zoo loop, no loader", precision, plan.batch, figure, note)
     for precision in ("fp32", "bf16"):
-        figure = train_zoo_loop(spec, data, plan, device, precision)
-        rows.append(Row("train zoo loop", name, f"zoo, {plan.workers} workers", precision, plan.batch, figure))
+        figure, note = _attempt(None, train_zoo_loop, spec, data, plan, device, precision)
+        yield Row("train zoo loop", name, f"zoo, {plan.workers} workers", precision, plan.batch, figure, note)
     exports = exported(spec, export_data, folder / name, device)
-    model = load_run(folder / name / "run", default_catalogue()).model.eval().to(device)
+    try:
+        model: Any = load_run(folder / name / "run", default_catalogue()).model.eval().to(device)
+    except Exception as error:  # no run to load (the short run failed): the eager rows say why
+        model = f"{_unavailable(error)} (loading the run)"
     for batch in (1, plan.batch):
         for precision in ("fp32", "bf16", "fp16"):
-            refused = _refusal(device, precision)
-            figure = None if refused else infer_eager(model, batch, plan, device, precision)
-            rows.append(Row("inference", name, "torch eager", precision, batch, figure, refused or ""))
+            skip = _refusal(device, precision) or (model if isinstance(model, str) else None)
+            figure, note = _attempt(skip, infer_eager, model, batch, plan, device, precision)
+            yield Row("inference", name, "torch eager", precision, batch, figure, note)
         for provider in ("cuda", "tensorrt", "cpu"):
             for precision, export in exports.items():
                 if provider == "cpu" and precision not in CPU_PRECISIONS:
                     continue
                 runtime = f"onnxruntime {PROVIDERS[provider]}"
-                result = export if isinstance(export, str) else infer_onnx(export, provider, batch, plan)
-                figure, note = (None, result) if isinstance(result, str) else (result, "")
-                rows.append(Row("inference", name, runtime, precision, batch, figure, note))
+                skip = export if isinstance(export, str) else None
+                figure, note = _attempt(skip, infer_onnx, export, provider, batch, plan)
+                yield Row("inference", name, runtime, precision, batch, figure, note)
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return rows
 
 
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table (a missing figure shows its note)."""
-    lines = ["| measure | model | runtime | precision | batch | images/s |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        figure = f"{row.images_per_s:,.0f}" if row.images_per_s is not None else row.note
-        lines.append(f"| {row.measure} | {row.model} | {row.runtime} | {row.precision} | {row.batch} | {figure} |")
-    return "\n".join(lines)
+    return "\n".join([HEADER, *map(line, rows)])
+
+
+def line(row: Row) -> str:
+    """One row of the Markdown table (a missing figure shows its note)."""
+    figure = f"{row.images_per_s:,.0f}" if row.images_per_s is not None else row.note
+    return f"| {row.measure} | {row.model} | {row.runtime} | {row.precision} | {row.batch} | {figure} |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,12 +394,13 @@ def main(argv: list[str] | None = None) -> int:
         data = write_images(root / "train", plan.images // 2, plan.size * 8 // 7, 0)
         export_data = write_images(root / "export", plan.export_images, plan.size * 8 // 7, 1)
         rows: list[Row] = []
-        for name, arch in MODELS.items():  # each model's rows printed and saved as soon as measured
+        print(HEADER, flush=True)
+        for name, arch in MODELS.items():  # each row printed and saved as soon as measured
             spec = register(name, arch, plan, root)
-            measured = _measure_model(name, spec, data, export_data, plan, device, root / "exports")
-            rows += measured
-            print(table(measured), flush=True)
-            _report(args.json, device, plan, rows, time.perf_counter() - started)
+            for row in _measure_model(name, spec, data, export_data, plan, device, root / "exports"):
+                rows.append(row)
+                print(line(row), flush=True)
+                _report(args.json, device, plan, rows, time.perf_counter() - started)
     print(_report(args.json, device, plan, rows, time.perf_counter() - started))
     print(table(rows))
     return 0

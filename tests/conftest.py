@@ -142,7 +142,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.
     """A source model developed once per session: resnet10t on digits 0-4 (see zoo_core.training.digits).
 
     Yields its spec and the target's training, validation and test folders (digits 5-9, 10 + 10 each, and
-    the rest).
+    the rest). It is pretrained on the CPU (``device="cpu"``) even on a GPU machine, so every test that uses
+    it starts from the same bits everywhere; the tests of training on a GPU (tests/test_gpu.py) pretrain
+    there themselves.
     """
     pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn")
     from zoo_core.catalogue_sources import reset_catalogue
@@ -165,7 +167,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[zoo_core.
             "digits-src.resnet10t",
             size=32,
             channels=1,
-            options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64),
+            options=FinetuneOptions(epochs=6, lr=3e-3, batch_size=64, device="cpu"),
         )
         entry = json.loads((root / "source-model" / "spec.json").read_text())
     reset_catalogue()

@@ -10,7 +10,8 @@ replace an entry of the user's own registry of exactly that name, and nothing el
 written like a fine-tuning run's: locked, staged beside it, moved into place whole (`runfolder`), and
 its data is split the same way: the source model's test accuracy is measured on a split that chose nothing.
 It trains on ``--device`` at ``--precision`` fed by ``--workers`` as `zoo finetune` does (docs/gpu.md); the
-device is resolved before anything is written, and the weights are saved from the CPU.
+device is resolved before anything is written, and the weights are saved from the CPU; metrics.json records
+the device it trained on (``device``, as a finetune manifest does) and ``precision``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from zoo_core.settings import Settings
 from zoo_core.training.data import Dataset
 from zoo_core.training.device import (
     autocast,
+    device_name,
     fitting_memory,
     module_device,
     on_device,
@@ -188,6 +190,7 @@ def pretrain(
         sizes = {"train": len(train.items), "val": len(val.items), "test": len(test.items)}
         source = {**curve_gains(curve), "curve": curve, "test_accuracy": accuracy}
         metrics = {"model": name, "arch": arch, "classes": train.classes, "sizes": sizes, "source": source}
+        metrics |= {"device": device_name(device), "precision": options.precision}  # where it trained, as a manifest
         write_json(staging / "metrics.json", metrics)
         write_json(staging / "spec.json", spec.to_entry())
     add_to_user_registry(Settings.from_env().home, spec)  # after the move: the entry names the final file
