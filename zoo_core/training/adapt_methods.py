@@ -1,16 +1,28 @@
-"""The three ways `zoo adapt` changes a trained network for unlabelled target data, from the papers:
+"""The three ways `zoo adapt` changes a trained network for unlabelled target data:
 
-- ``adabn`` (Li et al. 2016, "Revisiting Batch Normalization For Practical Domain Adaptation"): every
-  BatchNorm's running mean and variance re-estimated on the target; no weight changes.
-- ``tent`` (Wang et al. 2021, "Tent: Fully Test-Time Adaptation by Entropy Minimization"; the reference code,
-  github.com/DequanWang/tent): the entropy of the network's predictions on the target minimised by Adam,
-  updating only the normalisation layers' affine parameters (scale and shift) while BatchNorm normalises by
-  each batch's own statistics. TENT adapts online and keeps using batch statistics; a saved model, which
-  exports and predicts one image at a time, needs fixed ones, so they are then fixed by AdaBN on the target.
-- ``pseudo`` (Lee 2013, "Pseudo-Label"): the run's own predictions on the target that reach ``--threshold``
-  become labels, the whole network is trained on them with cross-entropy, and the BatchNorm statistics are
-  re-estimated on the target after. The predictions are made with the statistics already re-estimated on
-  the target (AdaBN first): with the source's statistics, on a shifted target they are mostly wrong.
+- ``adabn`` (Li et al. 2016, "Revisiting Batch Normalization For Practical Domain Adaptation"): the running
+  mean and variance of the BatchNorm layers the run trained re-estimated on the target; no weight changes.
+- ``tent`` (after Wang et al. 2021, "Tent: Fully Test-Time Adaptation by Entropy Minimization"; the reference
+  code, github.com/DequanWang/tent): the entropy of the network's predictions on the target minimised by
+  Adam, updating only the scale and shift of the normalisation layers the run trained, while those
+  BatchNorms normalise by each batch's own statistics. Where zoo differs from the reference: a saved model,
+  which exports and predicts one image at a time, needs fixed statistics, so they are fixed by AdaBN on the
+  target after the updates; the adapted model is measured after the whole pass, not batch by batch as it
+  adapts (online); nothing is reset between batches (the reference's episodic mode); LayerNorm and GroupNorm
+  are trained too (the reference: BatchNorm2d only); the batch is ``--batch-size`` (32: a target of a few
+  hundred images gives a few steps a pass; the reference takes 128-200 at the same Adam 1e-3).
+- ``pseudo``: one round of confidence-thresholded self-training, a variant of Lee 2013's pseudo-labels (which
+  recomputes the labels every step and mixes them with labelled data): the run's predictions on the target
+  that reach ``--threshold`` become labels once, and the layers the run trained (its head, and the backbone
+  stages its strategy opened) are trained on them with cross-entropy; the statistics of the BatchNorms the
+  run trained are then re-estimated on the target. The predictions are made with those statistics already
+  re-estimated on the target (AdaBN first): with the source's statistics, on a shifted target they are
+  mostly wrong.
+
+Only what the run trained is touched (`trainable_norms`): a frozen layer's BatchNorm statistics are the
+pretraining data's, which the head was trained under, and re-estimating them on the target breaks the head
+even when the target is not shifted. tent and pseudo run their fixed epochs and keep the last: without
+labels there is nothing honest to pick an epoch on (the loss on the target is the method's own objective).
 
 The target's batches are drawn in a seeded random order: a folder lists its images class by class, and a
 batch of one class would give BatchNorm a variance without the between-class part. A last batch of one item
@@ -34,9 +46,10 @@ from zoo_core.training.device import to_device
 from zoo_core.training.features import batches, quiet
 from zoo_core.training.loop import CLASSIFICATION, Epoch, Objective, train_epochs
 
-__all__ = ["Target", "adabn", "affine_norms", "batchnorms", "confident", "pseudo", "tent"]
+__all__ = ["BATCHNORM", "NORMS", "Target", "adabn", "confident", "pseudo", "tent", "trainable_norms"]
 
-NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+BATCHNORM = nn.modules.batchnorm._BatchNorm  # what AdaBN re-estimates
+NORMS = (BATCHNORM, nn.LayerNorm, nn.GroupNorm)  # what TENT trains
 
 
 @dataclass(frozen=True)
@@ -66,21 +79,19 @@ class Target:
             yield to_device(inputs, self.device), labels
 
 
-def batchnorms(module: nn.Module) -> list[nn.Module]:
-    """Every BatchNorm layer of `module`: what AdaBN re-estimates."""
-    return [layer for layer in module.modules() if isinstance(layer, nn.modules.batchnorm._BatchNorm)]
-
-
-def affine_norms(module: nn.Module) -> list[nn.Module]:
-    """Every normalisation layer (BatchNorm, LayerNorm, GroupNorm) with a scale and shift: what TENT trains."""
-    return [
-        layer for layer in module.modules() if isinstance(layer, NORMS) and getattr(layer, "weight", None) is not None
-    ]
+def trainable_norms(model: nn.Module, kinds: type | tuple[type, ...]) -> list[nn.Module]:
+    """The normalisation layers of `kinds` in `model` that train: those a frozen layer group does not keep in
+    eval mode under ``model.train()`` (`zoo_core.backbone.Backbone.freeze`)."""
+    was_training = model.training
+    model.train()
+    found = [layer for layer in model.modules() if isinstance(layer, kinds) and layer.training]
+    model.train(was_training)
+    return found
 
 
 def adabn(model: nn.Module, target: Target) -> None:
-    """AdaBN: the running statistics of every BatchNorm set to their average over the target."""
-    recompute_batchnorm(model, target.batches())
+    """AdaBN: the running statistics of every BatchNorm that trains set to their average over the target."""
+    recompute_batchnorm(model, target.batches(), precision=target.options.precision)
 
 
 def _entropy(outputs: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
@@ -100,8 +111,8 @@ def _train(
     model: nn.Module, parameters: list[nn.Parameter], objective: Objective, target: Target, trained_on: Target
 ) -> list[Epoch]:
     """Adam on `parameters` for the options' epochs over `trained_on`, batch statistics in the forward pass;
-    before each epoch's measure (`objective` on `trained_on`), AdaBN on the whole `target` fixes the
-    statistics, so the epoch kept (the lowest measure) is the model as it will be saved. Returns the curve."""
+    before each epoch's measure (`objective` on `trained_on`, for the curve), AdaBN on the whole `target`
+    fixes the statistics as they will be saved. Every epoch runs and the last is kept. Returns the curve."""
     options = trained_on.options
     assert options.epochs is not None and options.lr is not None  # `AdaptOptions.for_method` filled them
     for parameter in model.parameters():
@@ -109,14 +120,14 @@ def _train(
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimizer = torch.optim.Adam(parameters, lr=options.lr)
-    curve, best = train_epochs(
+    curve, _ = train_epochs(  # the lowest-loss state it returns is not used: the last epoch is kept
         model,
         optimizer,
         None,
         trained_on.batches,
         lambda: trained_on.batches(options.epochs or 0),  # a fixed order, unlike the training passes'
         options.epochs,
-        options.epochs,  # patience: every epoch runs; the best one is kept
+        options.epochs,  # patience: every epoch runs
         None,
         False,
         options.seed,
@@ -126,16 +137,16 @@ def _train(
         device=target.device,
         precision=options.precision,
     )
-    model.load_state_dict(best)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     return curve
 
 
 def tent(model: nn.Module, target: Target) -> list[Epoch]:
-    """TENT: the normalisation layers' affine parameters trained to lower the predictions' entropy on the
-    target; the statistics then fixed by AdaBN. Returns the curve (val_loss: the target's mean entropy)."""
-    parameters = [parameter for layer in affine_norms(model) for parameter in layer.parameters(recurse=False)]
+    """TENT: the trained normalisation layers' affine parameters trained to lower the predictions' entropy on
+    the target; the statistics then fixed by AdaBN. Returns the curve (val_loss: the target's mean entropy)."""
+    layers = [layer for layer in trainable_norms(model, NORMS) if getattr(layer, "weight", None) is not None]
+    parameters = [parameter for layer in layers for parameter in layer.parameters(recurse=False)]
     return _train(model, parameters, ENTROPY, target, target)
 
 
@@ -147,8 +158,10 @@ def confident(scores: Any, threshold: float) -> tuple[list[int], list[int]]:
 
 
 def pseudo(model: nn.Module, target: Target, labelled: Dataset) -> list[Epoch]:
-    """Pseudo-labels: the whole network trained with cross-entropy on `labelled`, the target items the run
-    was sure of labelled with its predictions (`confident`); the statistics then re-estimated on the whole
-    target. Returns the curve (val_loss, val_accuracy: against the pseudo-labels)."""
+    """Self-training: the parameters that train (`requires_grad`: the run's head and opened stages) trained
+    with cross-entropy on `labelled`, the target items the run was sure of labelled with its predictions
+    (`confident`); the statistics of the BatchNorms that train then re-estimated on the whole target. Returns
+    the curve (val_loss, val_accuracy: against the pseudo-labels, so no measure of accuracy)."""
     trained_on = dataclasses.replace(target, dataset=labelled)
-    return _train(model, list(model.parameters()), CLASSIFICATION, target, trained_on)
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    return _train(model, parameters, CLASSIFICATION, target, trained_on)
