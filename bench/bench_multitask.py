@@ -1,24 +1,31 @@
 """Does one backbone with two heads do as well as two single-task runs, and at what cost?
 
-Two tasks on the same images of digits 5-9 (scikit-learn's digits, 32x32 grey): which digit (5 classes)
-and odd or even (2). The backbone is the source model `zoo quickstart` develops (resnet10t trained from
-scratch on digits 0-4), developed once. For each seed:
+Two tasks on the same images of digits 5-9 (scikit-learn's digits, 32x32 grey, all ~180 of each digit):
+which digit (5 classes) and odd or even (2). The backbone is the source model `zoo quickstart` develops
+(resnet10t trained from scratch on digits 0-4), developed once. Each task is split as runs split
+(``--val-split``/``--test-split`` defaults; both tasks label the same images, so they share the splits).
+For each seed:
 
 - the joint run: ``finetune_tasks`` with both tasks (one backbone, a head per task, mixed batches);
-- two single-task runs of the same budget — same backbone, strategy, epochs, patience, learning rate, batch
-  size and seed — each on exactly the splits its task had in the joint run (from its
+- two single-task runs of the same options — same backbone, strategy, epoch cap, patience, learning rate,
+  batch size and seed — each on exactly the splits its task had in the joint run (from its
   ``tasks/<task>/splits.json``, given as --val and --test folders), so both sides are tested on the same
-  images.
+  images. Together they take about twice the joint run's steps: BY CONSTRUCTION, since every joint step
+  serves both tasks' labels of the same images;
+- with ``--equal-compute``, two single-task runs more, each capped at half the epochs, so the two together
+  take the joint run's steps.
 
-Prints each task's test accuracy (mean ± std over the seeds) for joint and single, the training steps and
-the wall time of the joint run against the two single runs together (training threads: 1, zoo's default).
+Prints each task's test accuracy (mean ± std over the seeds) for each side, the training steps and wall
+time per seed (training threads: 1, zoo's default), and how many runs early stopping ended before the cap.
 
-    python bench/bench_multitask.py [--seeds 3] [--per-class 40] [--strategy finetune] [--epochs 15]
+    python bench/bench_multitask.py [--equal-compute] [--seeds 3] [--per-class 0 (all)] [--strategy full]
+        [--epochs 10] [--patience 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -70,13 +77,34 @@ def _steps(metrics: dict[str, Any], batch_size: int, strategy: str) -> int:
     return sum(len(run["curve"]) for run in metrics["transfer"]["runs"]) * batches
 
 
+def _single(
+    finetune: Any, options: Any, run: Path, root: Path, epochs: int
+) -> tuple[dict[str, float], float, int, int]:
+    """Each task alone on its joint-run splits, capped at `epochs`: accuracies, seconds, steps, epochs run."""
+    accuracy, seconds, steps, ran = {}, 0.0, 0, 0
+    for task in TASKS:
+        splits = _split_folders(run, task, root / f"{task}-data")
+        alone = dataclasses.replace(options, epochs=epochs, val=str(splits["val"]), test=str(splits["test"]))
+        started = time.perf_counter()
+        single = finetune("bench-digits.resnet10t", splits["train"], root / task, alone)
+        seconds += time.perf_counter() - started
+        steps += _steps(single, options.batch_size, options.strategy)
+        ran += sum(len(run_["curve"]) for run_ in single["transfer"]["runs"])
+        accuracy[task] = single["test"]["accuracy"]
+    return accuracy, seconds, steps, ran
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--per-class", type=int, default=40)
-    parser.add_argument("--strategy", choices=("features", "finetune", "full"), default="finetune")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--per-class", type=int, default=0, help="images of each digit; 0: all (~180)")
+    parser.add_argument("--strategy", choices=("features", "finetune", "full"), default="full")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--equal-compute", action="store_true", help="also single runs at half the epochs")
     arguments = parser.parse_args()
+    sides = ("joint", "single") + (("half",) if arguments.equal_compute else ())
+    titles = {"joint": "joint", "single": "2 single", "half": "2 single, half epochs each"}
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as folder:
         root = Path(folder)
         os.environ["ZOO_HOME"] = str(root / "home")  # the source model's registry entry stays in here
@@ -88,59 +116,71 @@ def main() -> None:
         folders = write_digits(root / "digits")
         develop_source(folders, root / "source-model", "bench-digits.resnet10t")
         print(f"source model (resnet10t on digits 0-4): {time.perf_counter() - started:.0f} s, once")
-        tasks = _task_folders(folders, root / "tasks", arguments.per_class)
-        accuracy: dict[str, dict[str, list[float]]] = {"joint": {}, "single": {}}
-        cost: dict[str, dict[str, list[float]]] = {"joint": {}, "single": {}}
+        tasks = _task_folders(folders, root / "tasks", arguments.per_class or 10**6)
+        accuracy: dict[str, dict[str, list[float]]] = {side: {task: [] for task in TASKS} for side in sides}
+        cost: dict[str, dict[str, list[float]]] = {side: {"seconds": [], "steps": []} for side in sides}
+        epochs_run: dict[str, list[int]] = {side: [] for side in sides}
         for seed in range(arguments.seeds):
             options = FinetuneOptions(
-                strategy=arguments.strategy, epochs=arguments.epochs, patience=5, lr=3e-3, batch_size=16, seed=seed
+                strategy=arguments.strategy,
+                epochs=arguments.epochs,
+                patience=arguments.patience,
+                lr=3e-3,
+                batch_size=32,
+                seed=seed,
             )
             run = root / f"joint-{seed}"
             started = time.perf_counter()
             joint = finetune_tasks("bench-digits.resnet10t", tasks, run, options)
-            cost["joint"].setdefault("seconds", []).append(time.perf_counter() - started)
-            cost["joint"].setdefault("steps", []).append(joint["joint"]["runs"][0]["steps"])
-            seconds, steps = 0.0, 0
+            cost["joint"]["seconds"].append(time.perf_counter() - started)
+            cost["joint"]["steps"].append(joint["joint"]["runs"][0]["steps"])
+            epochs_run["joint"].append(len(joint["joint"]["runs"][0]["curve"]))
             for task in TASKS:
-                accuracy["joint"].setdefault(task, []).append(joint["tasks"][task]["test"]["accuracy"])
-                splits = _split_folders(run, task, root / f"single-{seed}-{task}-data")
-                alone = FinetuneOptions(**{**options.__dict__, "val": str(splits["val"]), "test": str(splits["test"])})
-                started = time.perf_counter()
-                single = finetune("bench-digits.resnet10t", splits["train"], root / f"single-{seed}-{task}", alone)
-                seconds += time.perf_counter() - started
-                steps += _steps(single, options.batch_size, options.strategy)
-                accuracy["single"].setdefault(task, []).append(single["test"]["accuracy"])
-                assert single["sizes"] == joint["tasks"][task]["sizes"]  # the same images on both sides
-            cost["single"].setdefault("seconds", []).append(seconds)
-            cost["single"].setdefault("steps", []).append(steps)
+                accuracy["joint"][task].append(joint["tasks"][task]["test"]["accuracy"])
+            print(f"seed {seed}: joint run {cost['joint']['seconds'][-1]:.0f} s", flush=True)
+            for side in sides[1:]:
+                cap = arguments.epochs if side == "single" else max(1, arguments.epochs // 2)
+                found, seconds, steps, ran = _single(finetune, options, run, root / f"{side}-{seed}", cap)
+                for task in TASKS:
+                    accuracy[side][task].append(found[task])
+                cost[side]["seconds"].append(seconds)
+                cost[side]["steps"].append(steps)
+                epochs_run[side].append(ran)
             print(
                 f"seed {seed}: "
-                + ", ".join(
-                    f"{task} joint {accuracy['joint'][task][-1]:.1%} single {accuracy['single'][task][-1]:.1%}"
-                    for task in TASKS
-                )
+                + "; ".join(
+                    f"{side} " + ", ".join(f"{task} {accuracy[side][task][-1]:.1%}" for task in TASKS) for side in sides
+                ),
+                flush=True,
             )
     sizes = joint["tasks"]["digit"]["sizes"]
     print(
-        f"\ndigits 5-9, {arguments.per_class} images per digit, both tasks on the same images "
+        f"\ndigits 5-9, {arguments.per_class or 'all'} images per digit, both tasks on the same images "
         f"({sizes['train']} train, {sizes['val']} validation, {sizes['test']} test); strategy {arguments.strategy}, "
-        f"{arguments.epochs} epochs (patience 5), batch 16, {arguments.seeds} seeds"
+        f"up to {arguments.epochs} epochs (patience {arguments.patience}), lr 3e-3 (backbone 3e-4), batch 32, "
+        f"{arguments.seeds} seeds"
     )
-    print(f"{'':8} {'digit test acc.':>16} {'parity test acc.':>17} {'steps / seed':>14} {'s / seed':>14}")
-    for side in ("joint", "single"):
-        label = "joint" if side == "joint" else "2 single"
+    print(f"{'':28} {'digit test acc.':>16} {'parity test acc.':>17} {'steps / seed':>14} {'s / seed':>14}")
+    for side in sides:
         figures = [_spread(accuracy[side][task]) for task in TASKS]
         print(
-            f"{label:8} {figures[0]:>16} {figures[1]:>17} {_spread(cost[side]['steps'], False):>14} "
+            f"{titles[side]:28} {figures[0]:>16} {figures[1]:>17} {_spread(cost[side]['steps'], False):>14} "
             f"{_spread(cost[side]['seconds'], False):>14}"
         )
-    for task in TASKS:
-        gaps = [
-            joint_ - single_ for joint_, single_ in zip(accuracy["joint"][task], accuracy["single"][task], strict=True)
-        ]
-        mean, deviation = statistics.fmean(gaps), statistics.stdev(gaps) if len(gaps) > 1 else 0.0
-        verdict = "within noise" if abs(mean) <= deviation else "joint better" if mean > 0 else "joint WORSE"
-        print(f"{task}: joint - single {mean * 100:+.1f} ± {deviation * 100:.1f} points ({verdict})")
+    runs_per_seed = {"joint": 1, "single": 2, "half": 2}
+    for side in sides:
+        cap = arguments.epochs if side != "half" else max(1, arguments.epochs // 2)
+        ran = epochs_run[side]
+        print(
+            f"{titles[side]}: {sum(ran)} epochs run of {cap * runs_per_seed[side] * arguments.seeds} allowed "
+            f"(early stopping ended runs before the cap: {sum(ran) < cap * runs_per_seed[side] * arguments.seeds})"
+        )
+    for side in sides[1:]:
+        for task in TASKS:
+            gaps = [joint_ - other for joint_, other in zip(accuracy["joint"][task], accuracy[side][task], strict=True)]
+            mean, deviation = statistics.fmean(gaps), statistics.stdev(gaps) if len(gaps) > 1 else 0.0
+            verdict = "within noise" if abs(mean) <= deviation else "joint better" if mean > 0 else "joint WORSE"
+            print(f"{task}: joint - {titles[side]} {mean * 100:+.1f} ± {deviation * 100:.1f} points ({verdict})")
 
 
 if __name__ == "__main__":

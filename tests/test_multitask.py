@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,14 @@ def test_joint_training_beats_chance_on_both_tasks(multitask_run: tuple[Path, di
     assert digit["transfer"]["test"]["accuracy"]["mean"] > 0.5  # chance: 20%
     assert parity["transfer"]["test"]["accuracy"]["mean"] > 0.7  # chance: 50%
     assert digit["test"]["samples"] == 60 and parity["weight"] == 0.5 and digit["weight"] == 1.0
-    assert metrics["joint"]["runs"][0]["steps"] >= 6  # 180 items in batches of 32: 6 a epoch
+    joint = metrics["joint"]["runs"][0]
+    assert joint["steps"] == 6 * len(joint["curve"])  # 180 items in batches of 32: 6 an epoch
+    # the curve and its gains are the joint training's, kept once under "joint", not copied as each task's
+    assert {"start", "slope", "asymptote", "selected_epoch"} <= set(joint)
+    assert (
+        not {"curve", "start", "slope", "asymptote"} & set(digit["transfer"]["runs"][0])
+        and "start" not in digit["transfer"]
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     assert set(manifest["tasks"]) == {"digit", "parity"} and manifest["tasks"]["parity"]["weight"] == 0.5
     assert len(manifest["tasks"]["digit"]["test_fingerprint"]) == 16
@@ -145,9 +153,12 @@ def test_a_class_the_shared_items_empty_from_a_split_is_refused(source: SOURCE, 
         (["--task", "input=X", "--task", "b=Y"], "task name 'input' is taken by the exported graph"),
         (["--task", "a", "--task", "b=Y"], "--task 'a': give NAME=VALUE"),
         (["--task", "a=X", "--task", "b=Y", "--task-weight", "c=2"], "no --task c; the tasks are a, b"),
-        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=0"], "must be a positive number"),
-        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=nan"], "must be a positive number"),
-        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=-1"], "must be a positive number"),
+        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=0"], "must be a number above 0 and at most 1000"),
+        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=nan"], "must be a number above 0 and at most 1000"),
+        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=-1"], "must be a number above 0 and at most 1000"),
+        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=inf"], "must be a number above 0 and at most 1000"),
+        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=1001"], "must be a number above 0 and at most 1000"),
+        (["--task", "a=X", "--task", "b=Y", "--task-weight", "a=2", "--task-weight", "a=3"], "a: given twice"),
         (["--task-weight", "a=2", "DATA"], "--task-weight weighs a --task"),
         (["--task", "a=X", "--task", "b=Y", "--baseline", "pixels"], "--baseline pixels: baselines compare"),
         (["--task", "a=X", "--task", "b=Y", "--strategy", "features", "--head", "logreg"], "--head logreg"),
@@ -236,7 +247,8 @@ def test_export_writes_one_file_with_a_named_output_per_task(
     assert 'name: "digit" data_type: TYPE_FP32 dims: [ 5 ] label_filename: "digit.labels.txt"' in config
     assert 'name: "parity" data_type: TYPE_FP32 dims: [ 2 ] label_filename: "parity.labels.txt"' in config
     assert (triton / "parity.labels.txt").read_text() == "even\nodd\n"
-    assert set(report.outputs) == {"digit", "parity"} and report.samples == 64  # of the tasks' validation images
+    # the tasks' 60 validation images are the same bytes under two folders: each counted once, not 64 of 120
+    assert set(report.outputs) == {"digit", "parity"} and report.samples == 60
     for figures in report.outputs.values():
         assert figures["tolerance"] is not None and figures["max_abs_diff"] <= figures["tolerance"]
         assert figures["top1_agreement"] == 1.0
@@ -279,7 +291,9 @@ def test_predict_prints_each_tasks_answer(exported: tuple[Path, Any], run: Path,
     lines = out.splitlines()
     assert code == 0 and lines[0].split() == ["INPUT", "DIGIT", "PARITY"] and len(lines) == 4, (out, err)
     cells = [line.split() for line in lines[1:]]  # input, digit (p), parity (p)
-    assert [row[0] for row in cells] == images and all(row[1] in "56789" and row[3] in {"even", "odd"} for row in cells)
+    assert [row[0] for row in cells] == images and all(
+        row[1] in {"5", "6", "7", "8", "9"} and row[3] in {"even", "odd"} for row in cells
+    )
     code, out, _ = zoo("predict", str(folder), *images, "--json", "--top", "2")
     answers = json.loads(out)
     assert [answer["input"] for answer in answers] == images
@@ -343,6 +357,7 @@ def test_the_command_line_trains_a_network_over_seeds_and_resumes(source: SOURCE
     resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert resumed["joint"]["runs"][0]["curve"][:2] == metrics["joint"]["runs"][0]["curve"]  # went on from epoch 2
     assert len(resumed["joint"]["runs"][0]["curve"]) == 3
+    assert resumed["joint"]["runs"][0]["steps"] == 6  # all three epochs' steps, not the resumed process's 2
     err = one_line_error(
         zoo, "finetune", "digits-src.resnet10t", *common, "--epochs", "3", "--lr", "0.1", "--out", out, "--resume"
     )
@@ -387,3 +402,130 @@ def test_joint_training_on_a_gpu(precision: str, source: SOURCE, tmp_path: Path)
     with registered_in_own_home(source[0], tmp_path):
         saved = load_run(tmp_path / "run", default_catalogue())
     assert all(tensor.device.type == "cpu" for tensor in saved.model.state_dict().values())
+
+
+class _Logits(torch.nn.Module):
+    """Its inputs are already the two tasks' logits: columns 0-2 task a's, 3-4 task b's."""
+
+    def forward(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"a": inputs[:, :3], "b": inputs[:, 3:]}
+
+
+def test_the_validation_loss_is_each_tasks_mean_over_the_whole_split_weighted() -> None:
+    """Σ w_t · CE_t with CE_t over all of task t's validation items, however the items fall into batches
+    (task-ordered batches hold mostly one task: a per-batch mean averaged by batch size would weigh them)."""
+    from zoo_core.training.loop import _evaluate
+    from zoo_core.training.multitask import weighted_objective
+
+    logits = torch.randn(10, 5, generator=torch.Generator().manual_seed(0)) * 3
+    labels = torch.full((10, 2), -1, dtype=torch.int64)
+    labels[:7, 0] = torch.tensor([0, 1, 2, 0, 1, 2, 0])  # task a: rows 0-6
+    labels[6:, 1] = torch.tensor([1, 0, 1, 0])  # task b: rows 6-9 (row 6 in both)
+    weights = {"a": 1.0, "b": 0.25}
+    ce_a = torch.nn.functional.cross_entropy(logits[:7, :3], labels[:7, 0])
+    ce_b = torch.nn.functional.cross_entropy(logits[6:, 3:], labels[6:, 1])
+    expected = float(1.0 * ce_a + 0.25 * ce_b)
+    objective = weighted_objective(weights)
+    cpu = torch.device("cpu")
+    for cuts in ([10], [6, 4], [3, 3, 3, 1], [8, 2]):
+        batches = list(zip(logits.split(cuts), labels.split(cuts), strict=True))
+        loss, accuracy = _evaluate(_Logits(), batches, objective, cpu, "fp32")
+        assert loss == pytest.approx(expected, rel=1e-6), cuts
+    hits = int((logits[:7, :3].argmax(1) == labels[:7, 0]).sum() + (logits[6:, 3:].argmax(1) == labels[6:, 1]).sum())
+    assert accuracy == pytest.approx(hits / 11)
+
+
+def test_weights_are_checked_as_numbers() -> None:
+    from zoo_core.errors import RunOptionError
+    from zoo_core.training.tasks import checked_weights
+
+    assert checked_weights({"b": np.float64(0.5), "a": 3}, ["a", "b"]) == {"a": 3.0, "b": 0.5}
+    assert checked_weights({"a": 1000}, ["a", "b"]) == {"a": 1000.0, "b": 1.0}
+    for bad in (math.inf, math.nan, 0, -1.0, 1000.5, "2", True, None):
+        with pytest.raises(RunOptionError, match="must be a number above 0 and at most 1000"):
+            checked_weights({"a": bad}, ["a", "b"])
+    with pytest.raises(RunOptionError, match="'c' is no task's name; the tasks are a, b"):
+        checked_weights({"c": 1.0}, ["a", "b"])
+
+
+def _copy_run(run: Path, tmp_path: Path) -> Path:
+    copied = tmp_path / "run"
+    shutil.copytree(run, copied)
+    return copied
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (lambda folder: _edit_json(folder / "manifest.json", ("tasks", "parity", "weight"), math.inf), "at most 1000"),
+        (lambda folder: shutil.rmtree(folder / "tasks"), "no tasks/digit/splits.json, the items task digit was"),
+        (lambda folder: _edit_json(folder / "labels.json", ("parity",), ["even"]), "labels.json"),
+        (lambda folder: _edit_json(folder / "labels.json", ("digit",), None), "labels.json"),
+        (
+            lambda folder: (folder / "labels.json").write_text(json.dumps({"parity": ["even", "odd"], "digit": []})),
+            "not the classes of each of manifest.json's two or more tasks",
+        ),
+    ],
+)
+def test_a_tampered_multitask_run_folder_is_refused_in_one_line(
+    run: Path, tamper: Any, expected: str, tmp_path: Path, zoo: Run
+) -> None:
+    """evaluate (and every reader through load_run) names the file and what is wrong; nothing is written."""
+    folder = _copy_run(run, tmp_path)
+    tamper(folder)
+    err = one_line_error(zoo, "evaluate", str(folder))
+    assert expected in err and str(folder) in err
+    assert not (folder / "evaluation").exists()
+
+
+def _edit_json(path: Path, keys: tuple[str, ...], value: Any) -> None:
+    saved = json.loads(path.read_text())
+    entry = saved
+    for key in keys[:-1]:
+        entry = entry[key]
+    entry[keys[-1]] = value
+    path.write_text(json.dumps(saved))
+
+
+def test_a_diverging_run_ends_in_one_line(source: SOURCE, tmp_path: Path, zoo: Run) -> None:
+    """A loss that goes infinite or NaN is named as such, with what to lower; no run folder is left."""
+    from zoo_core.catalogue_sources import reset_catalogue
+    from zoo_core.settings import Settings
+    from zoo_core.user_registry import add_to_user_registry
+
+    add_to_user_registry(Settings.from_env().home, source[0])
+    reset_catalogue()
+    digit, parity = _digit_tasks(source[3], tmp_path / "data", per_class=12)
+    tasks = ["--task", f"digit={digit}", "--task", f"parity={parity}", "--strategy", "features"]
+    out = tmp_path / "run"
+    err = one_line_error(
+        zoo, "finetune", "digits-src.resnet10t", *tasks, "--lr", "1e30", "--epochs", "3", "--out", str(out)
+    )
+    assert err == (
+        "Error: epoch 1: the validation loss is not finite (nan): the weighted loss diverged; lower --lr or "
+        "--task-weight\n"
+    )
+    assert not out.exists()
+
+
+def test_task_weights_change_what_is_trained(source: SOURCE, tmp_path: Path) -> None:
+    """The same network run with parity weighed 1000 times less: the shared backbone trains to other values
+    (the weight reaches the optimiser), and the training loss drops parity's share (≈ ln 2 at the start)."""
+    from safetensors.torch import load_file
+
+    from zoo_core.training.multitask import finetune_tasks
+    from zoo_core.training.run import FinetuneOptions
+
+    digit, parity = _digit_tasks(source[3], tmp_path / "data", per_class=12)
+    options = FinetuneOptions(strategy="finetune", epochs=1, lr=3e-3)
+    curves, backbones = [], []
+    for name, weights in (("even", {}), ("light", {"parity": 0.001})):
+        with registered_in_own_home(source[0], tmp_path / name):
+            tasks = {"digit": digit, "parity": parity}
+            metrics = finetune_tasks(source[0].name, tasks, tmp_path / name / "r", options, weights)
+        curves.append(metrics["joint"]["runs"][0]["curve"][0])
+        state = load_file(str(tmp_path / name / "r" / "model.safetensors"))
+        backbones.append({key: value for key, value in state.items() if key.startswith("backbone.")})
+    assert curves[0]["train_loss"] > curves[1]["train_loss"] + 0.5
+    moved = [key for key in backbones[0] if not torch.equal(backbones[0][key], backbones[1][key])]
+    assert len(moved) > 0

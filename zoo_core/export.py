@@ -149,15 +149,16 @@ def _from_run(run: Path, catalogue: Catalogue) -> _Subject:
 
     saved = load_run(run, catalogue)
     if saved.tasks:  # every task's items: each output is checked on its own task's and on the others'
-        val_items = [item for task in saved.tasks.values() for item in task.splits.val.items]
-        train_items = [item for task in saved.tasks.values() for item in task.splits.train.items]
+        from zoo_core.training.multitask_splits import joint
+
+        splits = {name: task.splits for name, task in saved.tasks.items()}
         outputs = {name: task.classes for name, task in saved.tasks.items()}
-        return _Subject(
+        return _Subject(  # an item two tasks share (same bytes or text, as training joins them) counted once
             saved.model,
             saved.spec,
             outputs,
-            list(dict.fromkeys(val_items))[:INT8_SAMPLES],
-            _calibration(list(dict.fromkeys(train_items))),
+            joint(splits, "val").items.items[:INT8_SAMPLES],
+            _calibration(joint(splits, "train").items.items),
             saved.transform,
             saved.manifest,
         )

@@ -86,7 +86,9 @@ def _on_run(state: State, run: Path, data: Path | None, batch_size: int | None) 
     options = saved.options
     with pinned_threads(options["threads"]):  # the thread count the run measured its test figure with
         scores = predict_scores(saved.model, dataset, saved.transform, batch_size or options["batch_size"])
-    return dataset, scores, {"data": measured, "model": saved.spec.name, "runtime": "torch"}
+    adapted = saved.manifest.get("adaptation")  # checked by load_run
+    model = saved.spec.name + (f", adapted by {adapted['method']} to {printable(adapted['target'])}" if adapted else "")
+    return dataset, scores, {"data": measured, "model": model, "runtime": "torch"}
 
 
 def _export_inputs(folder: Path, data: Path | None, out: Path | None) -> tuple[Path, Path]:
@@ -228,7 +230,7 @@ def evaluate_command(
     from zoo_core.errors import DataError, RunFolderError
     from zoo_core.training.evaluate import classification_report
     from zoo_core.training.evaluation_files import check_out, write_evaluation
-    from zoo_core.training.tasks import TASKS_FOLDER
+    from zoo_core.training.tasks import is_multitask_manifest
 
     if data is not None and not data.exists():
         raise DataError(f"{data}: not found; give an image folder or a labelled CSV/JSONL")
@@ -236,7 +238,7 @@ def evaluate_command(
         data, out = _export_inputs(target, data, out)
         check_out(out)
         dataset, scores, measured = _on_export(target, data, batch_size, provider)
-    elif (target / "manifest.json").is_file() and (target / TASKS_FOLDER).is_dir():  # a multi-task run
+    elif is_multitask_manifest(target / "manifest.json"):
         out = out or target / "evaluation"
         check_out(out)
         reports = _evaluate_tasks(state, target, data, out, batch_size, top_k, worst)

@@ -126,18 +126,23 @@ def _chosen(options: dict[str, Any]) -> FinetuneOptions:
     return _options(**{**options, **paths})
 
 
-def _refuse_beside_manifest(ctx: click.Context) -> None:
-    """A manifest holds the model, the data and every option: nothing given beside it would be used."""
+def _refuse_beside_manifest(ctx: click.Context, placement: tuple[str, ...]) -> dict[str, Any]:
+    """A manifest holds the model, the data and every option: nothing given beside it would be used, but
+    the `placement` options (--device, --workers: where the run trains, not what it computes), which are
+    returned to replace the manifest's."""
     given = [
         key.upper() if key in ("name", "data") else f"--{key.replace('_', '-')}"
         for key in ctx.params
         if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE
-        and key not in ("out", "from_manifest", "resume")
+        and key not in ("out", "from_manifest", "resume", *placement)
     ]
     if given:
         raise click.UsageError(
             f"--from-manifest takes the model, data and options from the manifest; drop {', '.join(given)}"
+            + (f" (only {', '.join(f'--{key}' for key in placement)} may change)" if placement else "")
         )
+    chosen = [key for key in placement if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE]
+    return {key: ctx.params[key] for key in chosen}
 
 
 @click.command("finetune")
@@ -201,11 +206,16 @@ def finetune_command(
     state: State = ctx.obj
     tasks, task_weights = options.pop("task"), options.pop("task_weight")
     if from_manifest is not None:
-        _refuse_beside_manifest(ctx)
-        from zoo_core.training.multitask import finetune_tasks_from_manifest, is_multitask_manifest
+        from zoo_core.training.multitask import finetune_tasks_from_manifest
+        from zoo_core.training.run import PLACEMENT
+        from zoo_core.training.tasks import is_multitask_manifest
 
-        again = finetune_tasks_from_manifest if is_multitask_manifest(from_manifest) else finetune_from_manifest
-        metrics = again(from_manifest, out, state.catalogue(), resume=resume)
+        if is_multitask_manifest(from_manifest):
+            _refuse_beside_manifest(ctx, ())
+            metrics = finetune_tasks_from_manifest(from_manifest, out, state.catalogue(), resume=resume)
+        else:
+            placement = _refuse_beside_manifest(ctx, PLACEMENT)
+            metrics = finetune_from_manifest(from_manifest, out, state.catalogue(), resume=resume, placement=placement)
     elif tasks or task_weights:
         metrics = _finetune_tasks(state, name, data, out, tasks, task_weights, resume, options)
     elif name is None or data is None:

@@ -44,10 +44,17 @@ def _hits(outputs: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Objective:
     """What training minimises and validation reports, from a module's outputs and a batch's labels:
-    `loss` (mean over the batch), `hits` (correct answers, answers counted) for the validation accuracy."""
+    `loss` (mean over the batch), `hits` (correct answers, answers counted) for the validation accuracy.
+
+    The validation loss is `loss` averaged by items unless `totals` is given: then each batch's `totals`
+    (any fixed-shape sums, e.g. each task's summed loss and item count) are added up over the epoch and
+    `summarise` turns them into the one validation loss, so a loss that is not a mean over items (a weighted
+    sum of per-task means) does not depend on how the validation items fall into batches."""
 
     loss: Callable[[Any, Any], torch.Tensor] = _cross_entropy
     hits: Callable[[Any, Any], tuple[int, int]] = _hits
+    totals: Callable[[Any, Any], torch.Tensor] | None = None
+    summarise: Callable[[torch.Tensor], float] | None = None
 
 
 CLASSIFICATION = Objective()
@@ -59,15 +66,22 @@ def _evaluate(
     """(mean validation loss per item, accuracy) over `batches`."""
     module.eval()
     loss, correct, count, items = 0.0, 0, 0, 0
+    totals: torch.Tensor | None = None
     with torch.no_grad():
         for inputs, labels in batches:
             labels = to_device(labels, device)
             with autocast(device, precision):
                 outputs = module(to_device(inputs, device))
             size = len(labels)
-            loss += float(objective.loss(outputs, labels)) * size
+            if objective.totals is not None:
+                summed = objective.totals(outputs, labels).double().cpu()
+                totals = summed if totals is None else totals + summed
+            else:
+                loss += float(objective.loss(outputs, labels)) * size
             hit, counted = objective.hits(outputs, labels)
             correct, count, items = correct + hit, count + counted, items + size
+    if objective.summarise is not None and totals is not None:
+        return objective.summarise(totals), correct / max(count, 1)
     return loss / max(items, 1), correct / max(count, 1)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,7 +43,7 @@ from zoo_core.loading import load
 from zoo_core.plugins import used_plugins
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
-from zoo_core.training.device import device_name, on_device, resolve_device
+from zoo_core.training.device import device_name, fitting_memory, on_device, resolve_device
 from zoo_core.training.features import Feeder, chunks, compute_features, quiet
 from zoo_core.training.loop import Epoch, Objective, train_epochs
 from zoo_core.training.model import make_head, run_backbone
@@ -52,20 +53,28 @@ from zoo_core.training.options import FinetuneOptions
 from zoo_core.training.report import curve_gains, method_summary, plot_curves
 from zoo_core.training.runfolder import CHECKPOINT, staged_run, write_json
 from zoo_core.training.splits import Splits, write_splits
-from zoo_core.training.strategies import BACKBONE_LR_SCALE, Job, Trained, features_key, frozen_features
-from zoo_core.training.tasks import TASKS_FOLDER, check_task_name, checked_weights
+from zoo_core.training.strategies import (
+    Job,
+    Trained,
+    features_key,
+    freeze_for_strategy,
+    frozen_features,
+    network_optimiser,
+)
+from zoo_core.training.tasks import ONE_TASK, TASKS_FOLDER, check_task_name, check_weight, checked_weights
 
 __all__ = [
     "finetune_tasks",
     "finetune_tasks_from_manifest",
-    "is_multitask_manifest",
     "weighted_objective",
 ]
 
 
 def weighted_objective(weights: Mapping[str, float]) -> Objective:
-    """Σ weight_t · cross-entropy_t over a batch whose labels are (items, tasks), -1 where an item is not the
-    task's; validation counts each (item, task) label once."""
+    """Σ weight_t · cross-entropy_t over batches whose labels are (items, tasks), -1 where an item is not the
+    task's. Training takes each task's mean over its items in the batch; validation takes each task's mean
+    over its items in the WHOLE split (summed cross-entropy and count per task, combined at the epoch's end),
+    so the epoch kept does not depend on how the validation items fall into batches."""
     columns = list(enumerate(weights.items()))
 
     def loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
@@ -76,6 +85,21 @@ def weighted_objective(weights: Mapping[str, float]) -> Objective:
                 total = total + weight * nn.functional.cross_entropy(outputs[name][mine].float(), labels[mine, column])
         return total
 
+    def totals(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for column, (name, _) in columns:
+            mine = labels[:, column] >= 0
+            summed = nn.functional.cross_entropy(outputs[name][mine].float(), labels[mine, column], reduction="sum")
+            rows.append(torch.stack([summed.double(), mine.sum().double()]))
+        return torch.stack(rows)  # (tasks, 2): each task's summed cross-entropy and its items
+
+    def summarise(summed: torch.Tensor) -> float:
+        return sum(
+            weight * float(summed[column, 0] / summed[column, 1])
+            for column, (_, weight) in columns
+            if summed[column, 1] > 0
+        )
+
     def hits(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[int, int]:
         correct = counted = 0
         for column, (name, _) in columns:
@@ -84,7 +108,7 @@ def weighted_objective(weights: Mapping[str, float]) -> Objective:
             counted += int(mine.sum())
         return correct, counted
 
-    return Objective(loss=loss, hits=hits)
+    return Objective(loss=loss, hits=hits, totals=totals, summarise=summarise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +161,12 @@ def _shuffled(count: int, size: int, seed: int, smallest: int = 1) -> list[list[
     return [part for part in chunks(order, size) if len(part) >= smallest]
 
 
+def _steps(curve: list[Epoch], count: int, size: int, smallest: int = 1) -> int:
+    """The optimiser steps behind `curve`, a resumed run's epochs before this process included: every epoch
+    takes the same number of `_shuffled` batches of its `count` training rows."""
+    return len(curve) * len(_shuffled(count, size, 0, smallest))
+
+
 def _probabilities(heads: TaskHeads, features: np.ndarray, part: Joint) -> dict[str, np.ndarray]:
     """Each task's class probabilities for its own items of `part`, from the joint items' `features`."""
     heads.eval()
@@ -153,12 +183,9 @@ def _train_heads(model: MultiTaskModel, spec: ModelSpec, weights_id: str, job: _
     features = frozen_features(model.backbone, features_key(spec, weights_id, options, job.device), single)
     heads = TaskHeads(model.heads)
     inputs, labels = torch.from_numpy(features.train), torch.from_numpy(parts["train"].labels)
-    steps = 0
 
     def train_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        nonlocal steps
         for rows in _shuffled(len(labels), options.batch_size, job.seed + epoch):
-            steps += 1
             yield inputs[rows], labels[rows]
 
     validation = [(torch.from_numpy(features.val), torch.from_numpy(parts["val"].labels))]
@@ -166,40 +193,30 @@ def _train_heads(model: MultiTaskModel, spec: ModelSpec, weights_id: str, job: _
     curve, best = _train(heads, optimizer, None, train_batches, lambda: validation, job)
     heads.load_state_dict(best)
     scores = {split: _probabilities(heads, getattr(features, split), parts[split]) for split in ("val", "test")}
-    return _TrainedTasks(model, curve, scores, steps)
+    return _TrainedTasks(model, curve, scores, _steps(curve, len(labels), options.batch_size))
 
 
 def _train_network(model: MultiTaskModel, strategy: str, job: _Seed) -> _TrainedTasks:
-    """``finetune``/``full``: the heads and the backbone stages `strategy` opens, as single-task runs train
-    them (pretrained stages at a tenth of the heads' rate; BatchNorm re-estimated before validation)."""
+    """``finetune``/``full``: the heads and the backbone stages `strategy` opens, frozen and optimised as
+    single-task runs are (`freeze_for_strategy`, `network_optimiser`), BatchNorm re-estimated before
+    validation, a GPU running out of memory said in one line (`fitting_memory`)."""
     from zoo_core.training.baselines import recompute_batchnorm
 
     options, train = job.options, job.joints["train"]
     backbone = model.backbone
-    groups = len(backbone.layer_groups())
-    backbone.freeze(all_but_last=groups if strategy == "full" else min(options.unfreeze + 1, groups))
-    opened = [parameter for parameter in backbone.parameters() if parameter.requires_grad]
-    rates: list[dict[str, Any]] = [
-        {"params": opened, "lr": options.lr * BACKBONE_LR_SCALE},
-        {"params": model.heads.parameters()},
-    ]
-    optimizer = torch.optim.AdamW(rates, lr=options.lr)
-    per_epoch = max(1, -(-len(train.items.items) // options.batch_size))
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / per_epoch))
+    freeze_for_strategy(backbone, strategy, options.unfreeze)
+    optimizer, scheduler = network_optimiser(backbone, model.heads, options, len(train.items.items), strategy)
     feeds = {split: _JointFeed(part, job) for split, part in job.joints.items()}
-    steps = 0
 
     def train_batches(epoch: int) -> Iterator[tuple[Any, torch.Tensor]]:
-        nonlocal steps
         planned = _shuffled(len(train.items.items), options.batch_size, job.seed + epoch, smallest=2)  # BatchNorm
-        steps += len(planned)
         return feeds["train"](planned)
 
     def prepare() -> None:
         recompute_batchnorm(model, feeds["train"](), precision=options.precision)
 
-    scheduler = warmup if strategy == "full" else None
-    curve, best = _train(model, optimizer, scheduler, train_batches, feeds["val"], job, prepare)
+    with fitting_memory(job.device, options.batch_size):
+        curve, best = _train(model, optimizer, scheduler, train_batches, feeds["val"], job, prepare)
     model.load_state_dict(best)
     model.eval()
     scores = {}
@@ -210,7 +227,7 @@ def _train_network(model: MultiTaskModel, strategy: str, job: _Seed) -> _Trained
                 backbone, part.items, job.transform, options.batch_size, precision=options.precision
             )
             scores[split] = _probabilities(TaskHeads(model.heads), features, part)
-    return _TrainedTasks(model, curve, scores, steps)
+    return _TrainedTasks(model, curve, scores, _steps(curve, len(train.items.items), options.batch_size, smallest=2))
 
 
 def _train(
@@ -226,7 +243,7 @@ def _train(
     device for the training only."""
     options = job.options
     with on_device(module, job.device):
-        return train_epochs(
+        curve, best = train_epochs(
             module,
             optimizer,
             scheduler,
@@ -244,6 +261,21 @@ def _train(
             device=job.device,
             precision=options.precision,
         )
+    _refuse_diverged(curve)
+    return curve, best
+
+
+def _refuse_diverged(curve: list[Epoch]) -> None:
+    """A curve whose loss went infinite or NaN ends the run in one line naming the cause, before it is
+    written anywhere (JSON has no NaN)."""
+    for epoch in curve:
+        for key in ("train_loss", "val_loss"):
+            if not math.isfinite(epoch[key]):
+                where = "training" if key == "train_loss" else "validation"
+                raise RunOptionError(
+                    f"epoch {int(epoch['epoch'])}: the {where} loss is not finite ({epoch[key]}): the weighted loss "
+                    "diverged; lower --lr or --task-weight"
+                )
 
 
 def _one_seed(spec: ModelSpec, weights_id: str, job: _Seed) -> _TrainedTasks:
@@ -314,7 +346,7 @@ def finetune_tasks(
     for name in tasks:
         check_task_name(name, "--task")
     if len(tasks) < 2:
-        raise RunOptionError("--task: a multi-task run needs two or more tasks; for one task use finetune")
+        raise RunOptionError(ONE_TASK)
     chosen = checked_weights(weights or {}, tasks)
     _refuse_options(options)
     spec = model if isinstance(model, ModelSpec) else (catalogue or default_catalogue()).get(model)
@@ -376,14 +408,14 @@ def _metrics(
     """metrics.json: per task, its figures over seeds and the saved model's full test report; the joint
     training's curve, steps and time."""
     from zoo_core.training.evaluate import classification_report
-    from zoo_core.training.run import _measured
+    from zoo_core.training.run import measured_figures
 
     tasks = {}
     for name in data:
         first = splits[0][name]
-        measured = [  # as a single-task run measures its transfer model, the joint curve standing for each task's
-            _measured(
-                Trained(run.curve, run.scores["val"][name], run.scores["test"][name], run.seconds), part[name], seed
+        measured = [  # as a single-task run measures its transfer model; the curve is the joint one, under "joint"
+            measured_figures(
+                Trained(None, run.scores["val"][name], run.scores["test"][name], run.seconds), part[name], seed
             )
             for seed, part, run in zip(seeds, splits, runs, strict=True)
         ]
@@ -419,7 +451,8 @@ def _metrics(
 
 def _joint_curves(metrics: dict[str, Any], runs: list[_TrainedTasks]) -> dict[str, dict[str, Any]]:
     """curves.png's one line: the joint validation accuracy (every task's labels counted once) that the
-    weighted validation loss picked the epoch beside; its test figure is the tasks' mean."""
+    weighted validation loss picked the epoch beside; its label gives the kept epoch's validation accuracy,
+    as a single-task run's does, and the tasks' mean test accuracy."""
     tests = [
         float(np.mean([task["transfer"]["runs"][seed]["test"]["accuracy"] for task in metrics["tasks"].values()]))
         for seed in range(len(runs))
@@ -428,7 +461,7 @@ def _joint_curves(metrics: dict[str, Any], runs: list[_TrainedTasks]) -> dict[st
         [
             {
                 "curve": run.curve,
-                "val_accuracy": run.curve[-1]["val_accuracy"],
+                "val_accuracy": min(run.curve, key=lambda epoch: epoch["val_loss"])["val_accuracy"],  # the kept epoch
                 "test": dict.fromkeys(("accuracy", "balanced_accuracy", "macro_f1"), test),
             }
             for run, test in zip(runs, tests, strict=True)
@@ -452,7 +485,7 @@ def _write_artifacts(
 ) -> None:
     from safetensors.torch import save_model
 
-    from zoo_core.training.run import _plugins, _versions
+    from zoo_core.training.run import package_versions, plugin_records
 
     save_model(model, str(out / "model.safetensors"))
     write_json(out / "labels.json", {name: task.train.classes for name, task in splits.items()})
@@ -479,19 +512,10 @@ def _write_artifacts(
         "tasks": tasks,
         "options": dataclasses.asdict(options),
         "device": device_name(device),  # where --device auto went
-        "packages": _versions(),
-        "plugins": _plugins(spec, used),
+        "packages": package_versions(),
+        "plugins": plugin_records(spec, used),
     }
     write_json(out / "manifest.json", manifest)
-
-
-def is_multitask_manifest(manifest: Path) -> bool:
-    """Whether `manifest` (a manifest.json, readable or not) records a multi-task run."""
-    try:
-        saved = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # the single-task reader says what is wrong with it
-    return isinstance(saved, dict) and "tasks" in saved
 
 
 def finetune_tasks_from_manifest(
@@ -501,7 +525,10 @@ def finetune_tasks_from_manifest(
     try:
         saved = json.loads(manifest.read_text(encoding="utf-8"))
         tasks = {name: Path(task["data"]) for name, task in saved["tasks"].items()}
-        weights = {name: float(task["weight"]) for name, task in saved["tasks"].items()}
+        weights = {
+            name: check_weight(task["weight"], f"{manifest}: tasks.{name}.weight")
+            for name, task in saved["tasks"].items()
+        }
         model, options = saved["model"], FinetuneOptions(**saved["options"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         if isinstance(error, RunOptionError):

@@ -52,7 +52,7 @@ from zoo_core.plugins import plugin_distribution, used_plugins
 from zoo_core.records import ModelRecord
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
-from zoo_core.training.device import device_name, resolve_device
+from zoo_core.training.device import device_name, replayable, resolve_device
 from zoo_core.training.model import TransferModel, make_head, run_backbone
 from zoo_core.training.options import FinetuneOptions
 from zoo_core.training.report import curve_gains, method_summary, plot_curves, verdict
@@ -66,6 +66,7 @@ from zoo_core.training.strategies import (
     features_head,
     features_key,
     frozen_features,
+    in_process_group,
     network_run,
     scratch_network,
 )
@@ -74,7 +75,10 @@ __all__ = [
     "FinetuneOptions",
     "finetune",
     "finetune_from_manifest",
+    "measured_figures",
+    "package_versions",
     "pinned_threads",
+    "plugin_records",
     "run_splits",
     "seed_everything",
     "usable_transform",
@@ -133,7 +137,8 @@ def weights_id(record: ModelRecord) -> str:
     return " ".join(f"{file.name}={file.sha256}" for file in sorted(record.files, key=lambda file: file.name))
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """manifest.json's "packages": the installed version of each package that shapes a run's numbers."""
     found = {}
     for name in PACKAGES:
         try:
@@ -143,7 +148,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _plugins(spec: ModelSpec, used: Mapping[str, set[str]]) -> list[dict[str, Any]]:
+def plugin_records(spec: ModelSpec, used: Mapping[str, set[str]]) -> list[dict[str, Any]]:
     """manifest.json's "plugins": each plugin whose hook answer the run used (the spec's own always), with
     the distribution that installed it, its version (None where unknown) and those hooks."""
     hooks = {name: sorted(names) for name, names in used.items()}
@@ -175,7 +180,7 @@ def _run_folder(out: Path, resume: bool, rank: int) -> AbstractContextManager[Pa
     return staged_run(out, resume=resume) if rank == 0 else nullcontext()
 
 
-def _measured(trained: Trained, splits: Splits, seed: int) -> dict[str, Any]:
+def measured_figures(trained: Trained, splits: Splits, seed: int) -> dict[str, Any]:
     """One method's figures on one seed: its curve's gains, validation accuracy and the test figures."""
     from zoo_core.training.evaluate import classification_report
 
@@ -292,6 +297,7 @@ def _finetune(
     seeds = [options.seed + repeat for repeat in range(options.repeats)]
     splits = [run_splits(data, kind, options, seed) for seed in seeds]  # every refusal before anything is written
     device = resolve_device(options.device, options.precision)
+    ours = not in_process_group()  # a group the caller set up is left to it
     rank, world = distributed(device)
     if resume and world > 1:  # only process 0 keeps a checkpoint: the others would start again from epoch 1
         raise RunOptionError("--resume works with one process only: resume without torchrun, or start afresh")
@@ -310,14 +316,16 @@ def _finetune(
             if repeat == 0:
                 saved = network, trained
             for method, result in trained.items():
-                outcomes.setdefault(method, []).append(_measured(result, seed_splits, seed))
+                outcomes.setdefault(method, []).append(measured_figures(result, seed_splits, seed))
         assert saved is not None
         metrics = _metrics(spec, options, splits[0], seeds, outcomes, saved[1])
         if staging is not None:  # under torchrun, one process writes the run folder
             methods = {f"transfer ({options.strategy})": metrics["transfer"], **metrics["baselines"]}
             plot_curves(methods, metrics["chance"], staging / "curves.png", f"{spec.name} on {data.name}")
-            plugins = _plugins(spec, used)
+            plugins = plugin_records(spec, used)
             _write_artifacts(staging, spec, record, saved[0], splits[0], options, data, metrics, plugins, device=device)
+    if ours and world > 1:  # every process gets here: the group zoo set up is taken down (torch warns otherwise)
+        torch.distributed.destroy_process_group()
     return metrics
 
 
@@ -383,20 +391,26 @@ def _write_artifacts(
         "test_fingerprint": splits.test.fingerprint(),
         "options": dataclasses.asdict(options),
         "device": device_name(device),
-        "packages": _versions(),
+        "packages": package_versions(),
         "plugins": plugins,
     }
     write_json(out / "manifest.json", manifest)
 
 
 def finetune_from_manifest(
-    manifest: Path, out: Path, catalogue: Catalogue | None = None, resume: bool = False
+    manifest: Path,
+    out: Path,
+    catalogue: Catalogue | None = None,
+    resume: bool = False,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run again what a manifest describes (same model, data and options) into `out`; the model is looked up
-    in `catalogue` (the CLI passes the one its ``--registry`` options build)."""
+    in `catalogue` (the CLI passes the one its ``--registry`` options build). `placement` (``--device``,
+    ``--workers``: where, not what) replaces the manifest's, so a GPU run's manifest replays on a CPU."""
     try:
         saved = json.loads(manifest.read_text(encoding="utf-8"))
         model, data, options = saved["model"], Path(saved["data"]), FinetuneOptions(**saved["options"])
+        options = dataclasses.replace(options, **(placement or {}))
     except (OSError, ValueError, KeyError, TypeError) as error:
         if isinstance(error, RunOptionError):
             raise
@@ -404,4 +418,5 @@ def finetune_from_manifest(
             f"--from-manifest {manifest}: not a run's manifest.json ({type(error).__name__}: {error}); "
             "give the manifest.json of a run folder"
         ) from None
+    replayable(manifest, options.device, options.precision)
     return finetune(model, data, out, options, resume=resume, catalogue=catalogue)

@@ -27,8 +27,10 @@ from typing import Any
 from zoo_core.catalogue import Catalogue
 from zoo_core.errors import RunFolderError, RunOptionError
 from zoo_core.specs import ModelSpec
+from zoo_core.training.adapt_options import check_adaptation
 from zoo_core.training.data import dataset_kind
 from zoo_core.training.splits import SPLITS_FILE, Splits, read_splits
+from zoo_core.training.tasks import records_tasks
 
 __all__ = ["SavedRun", "SavedTask", "load_run"]
 
@@ -253,8 +255,9 @@ def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) 
             f"{folder}: not a finished run folder (no {', '.join(missing)}); give a folder `zoo finetune` wrote"
         )
     manifest = _manifest(folder)
+    check_adaptation(manifest.get("adaptation"), str(folder / "manifest.json"))  # `zoo adapt`'s record
     options = _options(folder / "manifest.json", manifest["options"])
-    if "tasks" in manifest:
+    if records_tasks(manifest):
         return _load_tasks(folder, manifest, options, catalogue, verify_splits)
     classes = _classes(folder)
     spec = catalogue.get(manifest["model"])
@@ -267,24 +270,25 @@ def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) 
 
 def _task(folder: Path, name: str, entry: Any, classes: Any, kind: str, verify_splits: bool) -> SavedTask:
     """One task of a multi-task run folder, its entry in manifest.json and labels.json checked."""
-    from zoo_core.training.tasks import TASKS_FOLDER, check_task_name
+    from zoo_core.training.tasks import TASKS_FOLDER, check_task_name, check_weight
 
     manifest = folder / "manifest.json"
     try:
         check_task_name(name, str(manifest))
+        weight = check_weight(entry.get("weight"), f"{manifest}: tasks.{name}.weight")
     except RunOptionError as error:
         raise RunFolderError(f"{error}; {AGAIN}") from None
-    weight = entry.get("weight")
-    if not (isinstance(weight, int | float) and not isinstance(weight, bool) and weight > 0):
-        raise RunFolderError(f"{manifest}: tasks.{name}.weight is {weight!r}, not a positive number; {AGAIN}")
     names = _class_names(classes, f"{folder / 'labels.json'}: {name}")
     where = folder / TASKS_FOLDER / name
     splits = _splits(where, kind, names)
     if splits is None:
-        raise RunFolderError(f"{folder}: no {TASKS_FOLDER}/{name}/{SPLITS_FILE}, the task's splits; {AGAIN}")
+        raise RunFolderError(
+            f"{folder}: no {TASKS_FOLDER}/{name}/{SPLITS_FILE}, the items task {name} was trained, validated and "
+            f"tested on, so its test split is unknown; copy the whole run folder again, or {AGAIN}"
+        )
     if verify_splits:
         _verify_splits(splits, entry, where, folder)
-    return SavedTask(names, splits, float(weight))
+    return SavedTask(names, splits, weight)
 
 
 def _load_tasks(

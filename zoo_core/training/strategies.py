@@ -19,7 +19,7 @@ from torch import nn
 
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import Dataset
-from zoo_core.training.device import CPU, fitting_memory, on_device
+from zoo_core.training.device import CPU, fitting_memory, kernels, on_device
 from zoo_core.training.features import Feeder, cached_features, chunks, features_cache, quiet
 from zoo_core.training.loop import Epoch, train_epochs
 from zoo_core.training.model import TransferModel, make_head, run_backbone
@@ -35,6 +35,8 @@ __all__ = [
     "features_key",
     "freeze_for_strategy",
     "frozen_features",
+    "in_process_group",
+    "network_optimiser",
     "network_run",
     "scratch_network",
 ]
@@ -79,12 +81,13 @@ def features_key(spec: ModelSpec, weights: str, options: FinetuneOptions, device
     """What a frozen backbone's features depend on besides preprocessing and data (`cached_features` adds
     those): `zoo finetune` and `zoo rank` key the cache alike, so one reuses what the other computed.
 
-    The device type and the precision change the bits (a GPU's kernels sum in another order, bf16 rounds),
-    so they are part of the key, except at fp32 on a CPU: keys written before zoo trained on GPUs stay valid.
-    Workers and the GPU's index change nothing and are left out."""
+    The device and the precision change the bits (a GPU's kernels sum in another order, bf16 rounds), so
+    they are part of the key (`kernels`: for CUDA the GPU's name and CUDA version), except at fp32 on a CPU:
+    keys written before zoo trained on GPUs stay valid. Workers and the GPU's index change nothing and are
+    left out."""
     key = [spec.name, weights, f"drop_last={options.drop_last}", f"threads={options.threads}"]
     if device.type != "cpu" or options.precision != "fp32":
-        key.append(f"device={device.type} precision={options.precision}")
+        key.append(f"device={kernels(device)} precision={options.precision}")
     return key
 
 
@@ -173,19 +176,28 @@ def features_head(features: FeatureSets, job: Job, head_kind: str) -> tuple[nn.M
     return head, Trained(curve, scores[0], scores[1])
 
 
-def distributed(device: torch.device | None = None) -> tuple[int, int]:
-    """(rank, world size): under torchrun, the process group is set up on first use, for this process's
-    `device`: NCCL between GPUs (each process on its own, `resolve_device`), gloo between CPU processes."""
+def in_process_group() -> bool:
+    """Whether this process is in a torch.distributed process group (zoo's under torchrun, or its caller's)."""
     import torch.distributed as dist
 
+    return dist.is_available() and dist.is_initialized()
+
+
+def distributed(device: torch.device | None = None) -> tuple[int, int]:
+    """(rank, world size): the process group's where one is set up; under torchrun, the group is set up on
+    first use, for this process's `device`: NCCL between GPUs (each process on its own, `resolve_device`),
+    gloo between CPU processes."""
+    import torch.distributed as dist
+
+    if in_process_group():
+        return dist.get_rank(), dist.get_world_size()
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
-    if not dist.is_initialized():
-        if device is not None and device.type == "cuda":
-            torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
-        else:
-            dist.init_process_group("gloo")
+    if device is not None and device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -205,6 +217,22 @@ def freeze_for_strategy(backbone: Any, strategy: str, unfreeze: int) -> list[str
     groups = len(backbone.layer_groups())
     opened = {"full": groups, "features": 0}.get(strategy, min(unfreeze + 1, groups))
     return list(backbone.freeze(all_but_last=opened))
+
+
+def network_optimiser(
+    backbone: Any, head: nn.Module, options: FinetuneOptions, train_items: int, strategy: str, pretrained: bool = True
+) -> tuple[torch.optim.Optimizer, Any]:
+    """The optimiser and scheduler a network strategy trains `head` and the backbone stages
+    `freeze_for_strategy` left open with (single-task and multi-task runs alike): AdamW, the pretrained stages
+    at `BACKBONE_LR_SCALE` of the head's rate (they move slower than the new head), and for ``full`` a warmup
+    over the first epoch of `train_items` (else no scheduler)."""
+    trainable = [p for p in backbone.parameters() if p.requires_grad]
+    rate = options.lr * (BACKBONE_LR_SCALE if pretrained else 1.0)
+    groups_and_rates: list[dict[str, Any]] = [{"params": trainable, "lr": rate}, {"params": head.parameters()}]
+    optimizer = torch.optim.AdamW(groups_and_rates, lr=options.lr)
+    steps = max(1, -(-train_items // options.batch_size))
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))  # one epoch
+    return optimizer, warmup if strategy == "full" else None
 
 
 def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool = True) -> Trained:
@@ -238,23 +266,15 @@ def network_run(model: TransferModel, job: Job, strategy: str, pretrained: bool 
         recompute_batchnorm(model, train_feed(everything), precision=options.precision)
 
     with on_device(model, device), fitting_memory(device, options.batch_size):
-        trainable = [p for p in backbone.parameters() if p.requires_grad]
-        rate = options.lr * (BACKBONE_LR_SCALE if pretrained else 1.0)  # pretrained layers move slower than the head
-        groups_and_rates: list[dict[str, Any]] = [
-            {"params": trainable, "lr": rate},
-            {"params": model.head.parameters()},
-        ]
-        optimizer = torch.optim.AdamW(groups_and_rates, lr=options.lr)
-        steps = max(1, -(-len(train.items) // options.batch_size))
-        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))  # one epoch
+        optimizer, scheduler = network_optimiser(backbone, model.head, options, len(train.items), strategy, pretrained)
         trained: nn.Module = model
-        if world > 1:  # gradients are averaged over the processes: the same step as one process on the whole batch
+        if in_process_group():  # gradients are averaged over the processes: one process's step on the whole batch
             ids = [device.index] if device.type == "cuda" else None
             trained = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         curve, best = train_epochs(
             trained,
             optimizer,
-            warmup if strategy == "full" else None,
+            scheduler,
             train_batches,
             lambda: val_feed(chunks(list(range(len(job.splits.val.items))), options.batch_size)),
             options.epochs,
