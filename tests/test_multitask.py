@@ -363,10 +363,14 @@ def test_the_command_line_trains_a_network_over_seeds_and_resumes(source: SOURCE
     )
     assert "belongs to another run" in err
     manifest = str(tmp_path / "run" / "manifest.json")
-    code, _, err = zoo("finetune", "--from-manifest", manifest, "--out", str(tmp_path / "again"))
+    # where it trains may change beside a manifest (a GPU run's manifest replays on a CPU), not what it computes
+    placed = ["--device", "cpu", "--workers", "1"]
+    code, _, err = zoo("finetune", "--from-manifest", manifest, *placed, "--out", str(tmp_path / "again"))
     assert code == 0, err
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert again["tasks"]["digit"]["test"]["accuracy"] == resumed["tasks"]["digit"]["test"]["accuracy"]
+    code, _, err = zoo("finetune", "--from-manifest", manifest, "--lr", "0.1", "--out", out)
+    assert code == 2 and "drop --lr (only --device, --workers may change)" in err
 
 
 def _trained_on(device: str, precision: str, source: SOURCE, root: Path) -> dict[str, Any]:

@@ -210,12 +210,9 @@ def finetune_command(
         from zoo_core.training.run import PLACEMENT
         from zoo_core.training.tasks import is_multitask_manifest
 
-        if is_multitask_manifest(from_manifest):
-            _refuse_beside_manifest(ctx, ())
-            metrics = finetune_tasks_from_manifest(from_manifest, out, state.catalogue(), resume=resume)
-        else:
-            placement = _refuse_beside_manifest(ctx, PLACEMENT)
-            metrics = finetune_from_manifest(from_manifest, out, state.catalogue(), resume=resume, placement=placement)
+        placement = _refuse_beside_manifest(ctx, PLACEMENT)
+        replay = finetune_tasks_from_manifest if is_multitask_manifest(from_manifest) else finetune_from_manifest
+        metrics = replay(from_manifest, out, state.catalogue(), resume=resume, placement=placement)
     elif tasks or task_weights:
         metrics = _finetune_tasks(state, name, data, out, tasks, task_weights, resume, options)
     elif name is None or data is None:

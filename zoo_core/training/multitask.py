@@ -43,7 +43,7 @@ from zoo_core.loading import load
 from zoo_core.plugins import used_plugins
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
-from zoo_core.training.device import device_name, fitting_memory, on_device, resolve_device
+from zoo_core.training.device import device_name, fitting_memory, on_device, replayable, resolve_device
 from zoo_core.training.features import Feeder, chunks, compute_features, quiet
 from zoo_core.training.loop import Epoch, Objective, train_epochs
 from zoo_core.training.model import make_head, run_backbone
@@ -519,9 +519,14 @@ def _write_artifacts(
 
 
 def finetune_tasks_from_manifest(
-    manifest: Path, out: Path, catalogue: Catalogue | None = None, resume: bool = False
+    manifest: Path,
+    out: Path,
+    catalogue: Catalogue | None = None,
+    resume: bool = False,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run again the multi-task run a manifest describes (same model, tasks, weights and options) into `out`."""
+    """Run again the multi-task run a manifest describes (same model, tasks, weights and options) into `out`;
+    `placement` (``--device``, ``--workers``) replaces the manifest's, as for a single-task run."""
     try:
         saved = json.loads(manifest.read_text(encoding="utf-8"))
         tasks = {name: Path(task["data"]) for name, task in saved["tasks"].items()}
@@ -530,6 +535,7 @@ def finetune_tasks_from_manifest(
             for name, task in saved["tasks"].items()
         }
         model, options = saved["model"], FinetuneOptions(**saved["options"])
+        options = dataclasses.replace(options, **(placement or {}))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         if isinstance(error, RunOptionError):
             raise
@@ -537,4 +543,5 @@ def finetune_tasks_from_manifest(
             f"--from-manifest {manifest}: not a multi-task run's manifest.json ({type(error).__name__}: {error}); "
             "give the manifest.json of a run folder"
         ) from None
+    replayable(manifest, options.device, options.precision)
     return finetune_tasks(model, tasks, out, options, weights, resume=resume, catalogue=catalogue)
