@@ -6,7 +6,8 @@ same options, and only the train and validation splits are read: the test split 
 later fine-tuning reports on it is still an honest one. The features go through the same cache, under the same
 key, as `zoo finetune --strategy features`, which then reuses them. Beside each score: the model's source/target
 similarity (`zoo_core.domain`), its parameters and its published ImageNet top-1. The features are computed on
-the device `options.device` names (``auto``: a GPU when torch sees one), keyed by its type as a run keys them.
+the device `options.device` names (``auto``: a GPU when torch sees one), keyed as a run keys them (device
+type, and for a GPU its model and CUDA version).
 """
 
 from __future__ import annotations

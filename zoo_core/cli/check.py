@@ -23,7 +23,7 @@ def _run_report(state: State, folder: Path, data: Path, domain: bool) -> CheckRe
     from zoo_core.domain import run_shift
     from zoo_core.training.saved import load_run
 
-    saved = load_run(folder, state.catalogue(), verify_splits=False)  # its validation images are checked when read
+    saved = load_run(folder, state.catalogue(), verify_splits=False)  # its test images are checked when read
     report = check(saved.spec, data, domain=domain)
     if domain:
         report = dataclasses.replace(report, findings=(*report.findings, run_shift(saved, data, report)))
@@ -44,7 +44,7 @@ def _run_report(state: State, folder: Path, data: Path, domain: bool) -> CheckRe
 def check_command(state: State, /, name: str, data: Path, as_json: bool, skip_domain: bool) -> None:
     """Check DATA (an image folder, one class per subfolder or flat, or one image; or a text file) against a
     model, and how far it is from the data the model was pretrained on. NAME may be a run folder: then DATA
-    is also held against the run's own validation split, warning when it looks shifted (see `zoo adapt`).
+    is also held against the run's own (held-out) test split, warning when it looks shifted (see `zoo adapt`).
 
     Exits 0 when the data is usable as it is (warnings allowed), 1 when it is not.
     """

@@ -13,6 +13,7 @@ import click
 from click.core import ParameterSource
 
 from zoo_core.cli import State
+from zoo_core.training.options import PRECISIONS
 
 if TYPE_CHECKING:
     from zoo_core.training.run import FinetuneOptions
@@ -34,7 +35,7 @@ def hardware_options(command: Any) -> Any:
             ),
             click.option(
                 "--precision",
-                type=click.Choice(["fp32", "bf16", "fp16"]),
+                type=click.Choice(PRECISIONS),
                 default="fp32",
                 show_default=True,
                 help="Mixed precision by autocast; fp16 adds loss scaling and needs CUDA.",

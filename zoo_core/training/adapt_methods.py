@@ -115,6 +115,7 @@ def _train(
     fixes the statistics as they will be saved. Every epoch runs and the last is kept. Returns the curve."""
     options = trained_on.options
     assert options.epochs is not None and options.lr is not None  # `AdaptOptions.for_method` filled them
+    trainable = {parameter: parameter.requires_grad for parameter in model.parameters()}  # restored after
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in parameters:
@@ -137,8 +138,8 @@ def _train(
         device=target.device,
         precision=options.precision,
     )
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
+    for parameter, flag in trainable.items():
+        parameter.requires_grad_(flag)
     return curve
 
 

@@ -2,9 +2,9 @@
 
 The cache key holds the model name and the sha256 of every weight file (the record's, so a URL model and
 a hub model are keyed alike and new weights under an old name or revision miss the cache), `drop_last`,
-the precision and device type where they change the bits (bf16 features are not fp32 features, nor a GPU's
-a CPU's), the preprocessing (its repr) and the dataset fingerprint, so a second run on the same data reuses
-the features and any change recomputes them.
+the precision, device type, GPU model and CUDA version where they change the bits (bf16 features are not
+fp32 features, nor a GPU's a CPU's), the preprocessing (its repr) and the dataset fingerprint, so a second
+run on the same data reuses the features and any change recomputes them.
 
 Images reach the backbone through a `Feeder`: decoded in this process, or by DataLoader workers.
 """
@@ -190,7 +190,7 @@ def cached_features(
     progress bar named `label`, at `precision`, fed by `workers`) and stored whole or not at all.
 
     `key_parts` must hold whatever else changes the features' bits (`strategies.features_key`: the model,
-    its weights, and the precision and device type where they are not fp32 on a CPU)."""
+    its weights, and the precision, device type, GPU model and CUDA version where they are not fp32 on a CPU)."""
     key = hashlib.sha256("\n".join([*key_parts, repr(transform), dataset.fingerprint()]).encode()).hexdigest()[:32]
     path = cache / f"{key}.npy"
     if path.exists():

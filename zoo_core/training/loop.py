@@ -56,6 +56,10 @@ class Objective:
     totals: Callable[[Any, Any], torch.Tensor] | None = None
     summarise: Callable[[torch.Tensor], float] | None = None
 
+    def __post_init__(self) -> None:
+        if (self.totals is None) != (self.summarise is None):
+            raise ValueError("Objective: give totals and summarise together, or neither")
+
 
 CLASSIFICATION = Objective()
 

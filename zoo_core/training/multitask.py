@@ -224,7 +224,12 @@ def _train_network(model: MultiTaskModel, strategy: str, job: _Seed) -> _Trained
         for split in ("val", "test"):
             part = job.joints[split]
             features = compute_features(
-                backbone, part.items, job.transform, options.batch_size, precision=options.precision
+                backbone,
+                part.items,
+                job.transform,
+                options.batch_size,
+                precision=options.precision,
+                workers=options.workers,
             )
             scores[split] = _probabilities(TaskHeads(model.heads), features, part)
     return _TrainedTasks(model, curve, scores, _steps(curve, len(train.items.items), options.batch_size, smallest=2))
