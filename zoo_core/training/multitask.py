@@ -22,7 +22,6 @@ The run folder holds what a single-task run's does, per task where it differs: `
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -43,7 +42,7 @@ from zoo_core.loading import load
 from zoo_core.plugins import used_plugins
 from zoo_core.specs import ModelSpec
 from zoo_core.training.data import dataset_kind
-from zoo_core.training.device import device_name, fitting_memory, on_device, replayable, resolve_device
+from zoo_core.training.device import device_name, fitting_memory, on_device, resolve_device
 from zoo_core.training.features import Feeder, chunks, compute_features, quiet
 from zoo_core.training.loop import Epoch, Objective, train_epochs
 from zoo_core.training.model import make_head, run_backbone
@@ -532,21 +531,12 @@ def finetune_tasks_from_manifest(
 ) -> dict[str, Any]:
     """Run again the multi-task run a manifest describes (same model, tasks, weights and options) into `out`;
     `placement` (``--device``, ``--workers``) replaces the manifest's, as for a single-task run."""
-    try:
-        saved = json.loads(manifest.read_text(encoding="utf-8"))
-        tasks = {name: Path(task["data"]) for name, task in saved["tasks"].items()}
-        weights = {
-            name: check_weight(task["weight"], f"{manifest}: tasks.{name}.weight")
-            for name, task in saved["tasks"].items()
-        }
-        model, options = saved["model"], FinetuneOptions(**saved["options"])
-        options = dataclasses.replace(options, **(placement or {}))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        if isinstance(error, RunOptionError):
-            raise
-        raise RunOptionError(
-            f"--from-manifest {manifest}: not a multi-task run's manifest.json ({type(error).__name__}: {error}); "
-            "give the manifest.json of a run folder"
-        ) from None
-    replayable(manifest, options.device, options.precision)
+    from zoo_core.training.run import replayed
+
+    def read(saved: dict[str, Any]) -> tuple[str, dict[str, Path], dict[str, float]]:
+        entries = saved["tasks"].items()
+        weights = {name: check_weight(task["weight"], f"{manifest}: tasks.{name}.weight") for name, task in entries}
+        return saved["model"], {name: Path(task["data"]) for name, task in entries}, weights
+
+    (model, tasks, weights), options = replayed(manifest, placement, "a multi-task run's", read)
     return finetune_tasks(model, tasks, out, options, weights, resume=resume, catalogue=catalogue)

@@ -33,10 +33,10 @@ import importlib.metadata
 import json
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -79,6 +79,7 @@ __all__ = [
     "package_versions",
     "pinned_threads",
     "plugin_records",
+    "replayed",
     "run_splits",
     "seed_everything",
     "usable_transform",
@@ -86,6 +87,7 @@ __all__ = [
 ]
 
 PACKAGES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-learn", "zoo-tl")
+Replayed = TypeVar("Replayed")
 EXTENDABLE = ("epochs", "patience")  # options a resumed run may change: it may go on for longer
 PLACEMENT = ("device", "workers")  # where a run trains, not what it computes: a resumed run may change them
 
@@ -407,16 +409,29 @@ def finetune_from_manifest(
     """Run again what a manifest describes (same model, data and options) into `out`; the model is looked up
     in `catalogue` (the CLI passes the one its ``--registry`` options build). `placement` (``--device``,
     ``--workers``: where, not what) replaces the manifest's, so a GPU run's manifest replays on a CPU."""
+
+    def read(saved: dict[str, Any]) -> tuple[str, Path]:
+        return saved["model"], Path(saved["data"])
+
+    (model, data), options = replayed(manifest, placement, "a run's", read)
+    return finetune(model, data, out, options, resume=resume, catalogue=catalogue)
+
+
+def replayed(
+    manifest: Path, placement: dict[str, Any] | None, what: str, read: Callable[[dict[str, Any]], Replayed]
+) -> tuple[Replayed, FinetuneOptions]:
+    """What `read` takes from manifest.json (model, data, tasks), and its options with `placement` in, checked
+    to run here; a manifest that cannot give them is one line saying it is not `what` manifest.json."""
     try:
         saved = json.loads(manifest.read_text(encoding="utf-8"))
-        model, data, options = saved["model"], Path(saved["data"]), FinetuneOptions(**saved["options"])
-        options = dataclasses.replace(options, **(placement or {}))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        found = read(saved)
+        options = dataclasses.replace(FinetuneOptions(**saved["options"]), **(placement or {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         if isinstance(error, RunOptionError):
             raise
         raise RunOptionError(
-            f"--from-manifest {manifest}: not a run's manifest.json ({type(error).__name__}: {error}); "
+            f"--from-manifest {manifest}: not {what} manifest.json ({type(error).__name__}: {error}); "
             "give the manifest.json of a run folder"
         ) from None
     replayable(manifest, options.device, options.precision)
-    return finetune(model, data, out, options, resume=resume, catalogue=catalogue)
+    return found, options
