@@ -315,6 +315,26 @@ def test_an_export_folder_needs_data_and_out(run: Path, source: SOURCE, tmp_path
 # --- a run folder trusted for nothing ------------------------------------------------------------------
 
 
+def test_swapped_classes_in_labels_json_are_refused(run: Path, tmp_path: Path, zoo: Run) -> None:
+    """labels.json names the model's outputs in order: two names swapped would relabel every answer, so
+    evaluate and export compare it with manifest.json's copy and refuse, naming the first output that differs."""
+    swapped = _copy(run, tmp_path / "swapped")
+    classes = json.loads((swapped / "labels.json").read_text())
+    _edit(swapped / "manifest.json", classes=classes)  # as a run records them (test_transfer checks that it does)
+    assert zoo("evaluate", str(swapped))[0] == 0
+    shutil.rmtree(swapped / "evaluation")
+    (swapped / "labels.json").write_text(json.dumps(["6", "5", *classes[2:]]))
+    err = one_line_error(zoo, "evaluate", str(swapped))
+    assert f"{swapped / 'labels.json'}: not the classes manifest.json recorded (output 0 is '6' here, '5' there)" in err
+    assert "restore the file" in err and not (swapped / "evaluation").exists()
+    out = tmp_path / "export"
+    assert "output 0 is '6' here, '5' there" in one_line_error(zoo, "export", str(swapped), "--out", str(out))
+    assert not out.exists()
+    (swapped / "labels.json").write_text(json.dumps(classes[:4]))
+    assert classes == ["5", "6", "7", "8", "9"]
+    assert "(4 classes here, ['5', '6', '7', '8', '9'] there)" in one_line_error(zoo, "evaluate", str(swapped))
+
+
 def test_a_splits_json_that_is_not_the_runs_is_refused(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:
     """Test items made the training items, or images moved since the run: refused, naming splits.json and
     the way out; DATA given instead is measured."""

@@ -466,6 +466,10 @@ def _copy_run(run: Path, tmp_path: Path) -> Path:
         (lambda folder: _edit_json(folder / "labels.json", ("parity",), ["even"]), "labels.json"),
         (lambda folder: _edit_json(folder / "labels.json", ("digit",), None), "labels.json"),
         (
+            lambda folder: _edit_json(folder / "labels.json", ("parity",), ["odd", "even"]),
+            "labels.json: parity: not the classes manifest.json recorded (output 0 is 'odd' here, 'even' there)",
+        ),
+        (
             lambda folder: (folder / "labels.json").write_text(json.dumps({"parity": ["even", "odd"], "digit": []})),
             "not the classes of each of manifest.json's two or more tasks",
         ),

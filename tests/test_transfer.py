@@ -62,6 +62,7 @@ def test_a_run_reports_every_method_on_one_test_split_and_says_what_wins(
     assert json.loads((run / "labels.json").read_text()) == ["5", "6", "7", "8", "9"]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"] == spec.name and manifest["files"]["model.safetensors"] == spec.sha256["model.safetensors"]
+    assert manifest["classes"] == ["5", "6", "7", "8", "9"]  # labels.json's order, checked against it on loading
     assert manifest["options"]["head"] == "logreg" and "torch" in manifest["packages"]
     assert json.loads((run / "preprocessing.json").read_text())["input"]["channels"] == 1
 

@@ -502,6 +502,7 @@ def _write_artifacts(
         name: {
             "data": str(data[name]),
             "weight": weights[name],
+            "classes": task.train.classes,  # labels.json's order, kept here too so that an edit of either is seen
             "data_fingerprint": task.train.fingerprint(),
             "val_fingerprint": task.val.fingerprint(),
             "test_fingerprint": task.test.fingerprint(),

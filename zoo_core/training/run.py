@@ -388,6 +388,7 @@ def _write_artifacts(
         "revision": record.commit,
         "files": {file.name: file.sha256 for file in record.files},
         "data": str(data),
+        "classes": splits.train.classes,  # labels.json's order, kept here too so that an edit of either is seen
         "data_fingerprint": splits.train.fingerprint(),
         "val_fingerprint": splits.val.fingerprint(),
         "test_fingerprint": splits.test.fingerprint(),

@@ -133,14 +133,23 @@ def _options(path: Path, options: dict[str, Any]) -> dict[str, Any]:
         raise RunFolderError(f"{path}: its options cannot make a run ({error}); {AGAIN}") from None
 
 
-def _class_names(classes: Any, where: str) -> list[str]:
+def _classes(classes: Any, recorded: Any, where: str) -> list[str]:
+    """labels.json's `classes` (`where` names the file, and the task of a multi-task run), checked against
+    `recorded`, the manifest's copy: their order is the order of the model's outputs, so an edit of either
+    would relabel the answers. A run written before manifests kept the classes records None."""
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(name, str) for name in classes)):
         raise RunFolderError(f"{where}: not a list of two or more class names; {AGAIN}")
+    if recorded is not None and recorded != classes:
+        if isinstance(recorded, list) and len(recorded) == len(classes):
+            index = next(index for index, name in enumerate(classes) if name != recorded[index])
+            differ = f"output {index} is {classes[index]!r} here, {recorded[index]!r} there"
+        else:
+            differ = f"{len(classes)} classes here, {str(recorded)[:80]} there"
+        raise RunFolderError(
+            f"{where}: not the classes manifest.json recorded ({differ}), whose order the model's outputs "
+            f"follow; restore the file, or {AGAIN}"
+        )
     return classes
-
-
-def _classes(folder: Path) -> list[str]:
-    return _class_names(_read_json(folder / "labels.json"), str(folder / "labels.json"))
 
 
 def _model(folder: Path, spec: ModelSpec, options: dict[str, Any], classes: int | dict[str, int]) -> Any:
@@ -259,7 +268,8 @@ def load_run(folder: Path, catalogue: Catalogue, *, verify_splits: bool = True) 
     options = _options(folder / "manifest.json", manifest["options"])
     if records_tasks(manifest):
         return _load_tasks(folder, manifest, options, catalogue, verify_splits)
-    classes = _classes(folder)
+    labels = folder / "labels.json"
+    classes = _classes(_read_json(labels), manifest.get("classes"), str(labels))
     spec = catalogue.get(manifest["model"])
     splits = _splits(folder, dataset_kind(spec.modality), classes)
     if splits is not None and verify_splits:
@@ -278,7 +288,7 @@ def _task(folder: Path, name: str, entry: Any, classes: Any, kind: str, verify_s
         weight = check_weight(entry.get("weight"), f"{manifest}: tasks.{name}.weight")
     except RunOptionError as error:
         raise RunFolderError(f"{error}; {AGAIN}") from None
-    names = _class_names(classes, f"{folder / 'labels.json'}: {name}")
+    names = _classes(classes, entry.get("classes"), f"{folder / 'labels.json'}: {name}")
     where = folder / TASKS_FOLDER / name
     splits = _splits(where, kind, names)
     if splits is None:
