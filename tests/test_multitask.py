@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -537,3 +538,63 @@ def test_task_weights_change_what_is_trained(source: SOURCE, tmp_path: Path) -> 
     assert curves[0]["train_loss"] > curves[1]["train_loss"] + 0.5
     moved = [key for key in backbones[0] if not torch.equal(backbones[0][key], backbones[1][key])]
     assert len(moved) > 0
+
+
+def _news(path: Path) -> Path:
+    """A CSV with two label columns: every text's topic, and the sentiment of all but four (left blank)."""
+    subjects = {
+        "sports": ["the team", "the striker", "the club", "the goalkeeper", "our side"],
+        "finance": ["the bank", "the stock", "investors", "the market", "the fund"],
+    }
+    sayings = {
+        "pos": ["had a wonderful, joyful day", "celebrated a great triumph"],
+        "neg": ["had a terrible, miserable day", "suffered a painful disaster"],
+    }
+    rows = [
+        (f"{subject} {saying}", topic, sentiment)
+        for topic, names in subjects.items()
+        for subject in names
+        for sentiment, lines in sayings.items()
+        for saying in lines
+    ]
+    rows += [(f"{subject} met on tuesday", topic, "") for topic, names in subjects.items() for subject in names[:2]]
+    with path.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([("text", "topic", "sentiment"), *rows])
+    return path
+
+
+@pytest.mark.slow
+def test_one_csv_with_a_label_column_per_task(minilm: zoo_core.ModelSpec, tmp_path: Path, zoo: Run) -> None:
+    """``--task topic=news.csv --task sentiment=news.csv``: each task takes the column of its name (real
+    MiniLM weights, frozen features), texts with no sentiment train the topic only; one ONNX answers both."""
+    news = _news(tmp_path / "news.csv")
+    code, out, err = zoo(
+        "finetune", minilm.name, "--task", f"topic={news}", "--task", f"sentiment={news}", "--out",
+        str(tmp_path / "run"), "--epochs", "30", "--lr", "1e-2", "--val-split", "0.25", "--test-split", "0.25",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"{news}: left out 4 text(s) with no sentiment, the first 'the team met on tuesday'" in err
+    run = tmp_path / "run"
+    assert json.loads((run / "labels.json").read_text()) == {
+        "topic": ["finance", "sports"],
+        "sentiment": ["neg", "pos"],
+    }
+    splits = {name: json.loads((run / "tasks" / name / "splits.json").read_text()) for name in ("topic", "sentiment")}
+    assert [sum(len(split["items"]) for split in splits[name].values()) for name in splits] == [44, 40]
+    for split in ("train", "val", "test"):  # a text both tasks label is in the same split for both
+        assert set(splits["sentiment"][split]["items"]) <= set(splits["topic"][split]["items"])
+    metrics = json.loads((run / "metrics.json").read_text())["tasks"]
+    accuracy = {name: metrics[name]["test"]["accuracy"] for name in ("topic", "sentiment")}
+    assert accuracy["topic"] == 1.0 and accuracy["sentiment"] >= 0.8, accuracy
+    code, _, err = zoo("export", str(run), "--out", str(tmp_path / "export"))
+    assert code == 0, err
+    code, out, err = zoo("predict", str(tmp_path / "export"), "the goalkeeper had a joyful day", "--json")
+    answer = json.loads(out)[0]["tasks"]
+    assert code == 0 and (answer["topic"][0]["label"], answer["sentiment"][0]["label"]) == ("sports", "pos"), err
+    mood = one_line_error(zoo, "finetune", minilm.name, "--task", f"topic={news}", "--task", f"mood={news}", "--out",
+                          str(tmp_path / "mood"))  # fmt: skip
+    assert mood == (
+        f"Error: {news}: training needs a label column (label, class or category); or name the task after one of "
+        "its columns (text, topic, sentiment)\n"
+    )
+    assert not (tmp_path / "mood").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -114,3 +115,34 @@ def test_a_tampered_splits_json_is_refused(tmp_path: Path) -> None:
     (tmp_path / "splits.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match="lists of the same length"):
         read_splits(tmp_path, "image", ["a", "b"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_text_files_label_column_and_its_blank_labels(tmp_path: Path, suffix: str) -> None:
+    """Labels come from the column a reader names where the file has it (else ``label``), and a text without a
+    label is left out with one warning: never a class named ''."""
+    from zoo_core.training.data import load_dataset
+
+    rows = [
+        ("good film", "pos", "film"),
+        ("dull film", "neg", ""),
+        ("good book", "", "book"),
+        ("bad book", "neg", None),
+    ]
+    data = tmp_path / f"reviews{suffix}"
+    if suffix == ".csv":
+        data.write_text("text,label,medium\n" + "".join(f"{t},{label},{m or ''}\n" for t, label, m in rows))
+    else:
+        data.write_text("".join(json.dumps({"text": t, "label": label, "medium": m}) + "\n" for t, label, m in rows))
+    with pytest.warns(UserWarning, match=f"{data}: left out 1 text\\(s\\) with no label, the first 'good book'"):
+        plain = load_dataset(data, "text")
+    assert (plain.items, plain.classes) == (["good film", "dull film", "bad book"], ["neg", "pos"])
+    with pytest.warns(UserWarning, match="left out 2 text\\(s\\) with no medium, the first 'dull film'"):
+        medium = load_dataset(data, "text", label_column="medium")
+    assert (medium.items, medium.classes, medium.labels) == (["good film", "good book"], ["book", "film"], [1, 0])
+    with pytest.warns(UserWarning, match="with no label"):
+        assert load_dataset(data, "text", label_column="text").classes == ["neg", "pos"]  # never the text itself
+    unlabelled = tmp_path / f"plain{suffix}"
+    unlabelled.write_text("text,medium\ngood film,film\n" if suffix == ".csv" else '{"text": "a", "medium": "b"}\n')
+    with pytest.raises(DataError, match=r"or name the task after one of its columns \(text, medium\)$"):
+        load_dataset(unlabelled, "text", label_column="mood")

@@ -1,7 +1,8 @@
 """Reading a user's text dataset: a .txt file (one text per line), a CSV, or JSON lines.
 
 CSV and JSONL take the text from a column named ``text`` (else ``sentence``, ``content``, or the first
-column) and labels from ``label`` (else ``labels``, ``class``, ``category``) when there is one.
+column) and labels from ``label`` (else ``labels``, ``class``, ``category``) when there is one. A reader that
+names a label column (a multi-task run names each task's: its own name) gets that column where the file has it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ LABEL_COLUMNS = ("label", "labels", "class", "category")
 class TextData:
     texts: list[str]
     labels: list[str] | None  # None when the file has no label column
+    columns: list[str]  # the file's columns, in order (none for a plain text file)
+    label_column: str | None = None  # the column the labels came from
 
 
 def _pick(columns: list[str], preferred: tuple[str, ...], default_first: bool) -> str | None:
@@ -36,8 +39,15 @@ def _pick(columns: list[str], preferred: tuple[str, ...], default_first: bool) -
     return None
 
 
-def read_texts(path: Path) -> TextData:
-    """The texts (and labels) of a dataset file; `DataError` names the line of anything malformed."""
+def _label(columns: list[str], text: str | None, label_column: str | None) -> str | None:
+    if label_column in columns and label_column != text:
+        return label_column
+    return _pick(columns, LABEL_COLUMNS, default_first=False)
+
+
+def read_texts(path: Path, label_column: str | None = None) -> TextData:
+    """The texts (and labels) of a dataset file, the labels from `label_column` where the file has a column of
+    that name (other than its text column); `DataError` names the line of anything malformed."""
     try:
         content = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -46,10 +56,11 @@ def read_texts(path: Path) -> TextData:
         rows = list(csv.DictReader(content.splitlines()))
         columns = list(rows[0]) if rows else []
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
-        label = _pick(columns, LABEL_COLUMNS, default_first=False)
+        label = _label(columns, text, label_column)
         if text is None:
             raise DataError(f"{path}: no columns; the first line must name them (text,label)")
-        return TextData([row[text] or "" for row in rows], [row[label] or "" for row in rows] if label else None)
+        labels = [row[label] or "" for row in rows] if label else None
+        return TextData([row[text] or "" for row in rows], labels, columns, label)
     if path.suffix in (".jsonl", ".ndjson"):
         records = []
         for number, line in enumerate(content.splitlines(), 1):
@@ -60,19 +71,21 @@ def read_texts(path: Path) -> TextData:
                     raise DataError(f"{path}:{number}: not JSON ({error.msg}); one object per line") from None
         columns = list(records[0]) if records else []
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
-        label = _pick(columns, LABEL_COLUMNS, default_first=False)
+        label = _label(columns, text, label_column)
         return TextData(
             [str(record.get(text, "") or "") for record in records],
-            [str(record.get(label, "")) for record in records] if label else None,
+            ["" if record.get(label) is None else str(record[label]) for record in records] if label else None,
+            columns,
+            label,
         )
-    return TextData(content.splitlines(), None)
+    return TextData(content.splitlines(), None, [])
 
 
 def as_text_data(data: object) -> TextData:
     """What a text check receives: a dataset file's path, or texts in memory (unlabelled)."""
     if isinstance(data, str | Path):
         return read_texts(Path(data))
-    return TextData([str(text) for text in data], None)  # type: ignore[attr-defined]
+    return TextData([str(text) for text in data], None, [])  # type: ignore[attr-defined]
 
 
 def dataset_findings(data: TextData) -> list[Finding]:

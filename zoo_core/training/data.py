@@ -58,8 +58,30 @@ def _image_pairs(data: Path) -> list[tuple[str, str]]:
     return [(str(path), label) for path, label in files if path in headers]
 
 
-def load_dataset(data: Path, modality: str, classes: list[str] | None = None) -> Dataset:
-    """Read a dataset; `classes` fixes the label order (a validation set follows its training set)."""
+def _text_pairs(data: Path, label_column: str | None) -> list[tuple[str, str]]:
+    """(text, label) for each row with a text and a label; a text without a label (a multi-task file may label
+    a row for one task only) is left out, with one warning that counts them and quotes the first."""
+    texts = read_texts(data, label_column)
+    if texts.labels is None:
+        named = f"; or name the task after one of its columns ({', '.join(texts.columns)})"
+        hint = named if label_column and texts.columns else ""
+        raise DataError(f"{data}: training needs a label column (label, class or category){hint}")
+    pairs = [(text, label) for text, label in zip(texts.texts, texts.labels, strict=True) if text.strip()]
+    unlabelled = [text for text, label in pairs if not label.strip()]
+    if unlabelled:
+        warnings.warn(
+            f"{data}: left out {len(unlabelled)} text(s) with no {texts.label_column}, "
+            f"the first {unlabelled[0][:60]!r}",
+            stacklevel=4,
+        )
+    return [(text, label) for text, label in pairs if label.strip()]
+
+
+def load_dataset(
+    data: Path, modality: str, classes: list[str] | None = None, label_column: str | None = None
+) -> Dataset:
+    """Read a dataset; `classes` fixes the label order (a validation set follows its training set), and a text
+    file's labels come from `label_column` where it has that column (`read_texts`)."""
     if not data.exists():
         where = "" if data.is_absolute() else f" in {Path.cwd()}"
         raise DataError(f"{data}: not found{where}; check the path")
@@ -67,10 +89,7 @@ def load_dataset(data: Path, modality: str, classes: list[str] | None = None) ->
         pairs = _image_pairs(data)
         kind = "image"
     else:
-        texts = read_texts(data)
-        if texts.labels is None:
-            raise DataError(f"{data}: training needs a label column (label, class or category)")
-        pairs = [(text, label) for text, label in zip(texts.texts, texts.labels, strict=True) if text.strip()]
+        pairs = _text_pairs(data, label_column)
         kind = "text"
     names = classes or sorted({label for _, label in pairs})
     unknown = sorted({label for _, label in pairs} - set(names))

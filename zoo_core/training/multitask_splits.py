@@ -1,8 +1,10 @@
 """The splits of a multi-task run: each task's own train/validation/test, and the items of all tasks together.
 
-Each task is split as a single-task run splits its data (`run_splits`: the same shares, seed and refusals),
-then one rule more is applied in task order: an item another task already placed — the same image bytes, or
-the same text (case and spacing aside) — moves to that task's split. Otherwise a test image of one task
+Each task is split as a single-task run splits its data (`run_splits`: the same shares, seed and refusals;
+a CSV or JSONL gives the task the labels of the column named as the task where it has one, so one file with
+several label columns serves several tasks), then one rule more is applied in task order: an item another
+task already placed — the same image bytes, or the same text (case and spacing aside) — moves to that task's
+split. Otherwise a test image of one task
 could train the shared backbone through another task, and that task's test figure would measure memory.
 A class the move leaves with no item in a split is refused in one line.
 
@@ -60,7 +62,7 @@ def task_splits(tasks: Mapping[str, Path], kind: str, options: FinetuneOptions, 
     placed: dict[str, str] = {}  # an item's content -> the split the first task holding it put it in
     found = {}
     for name, data in tasks.items():
-        drawn = run_splits(data, kind, options, seed)
+        drawn = run_splits(data, kind, options, seed, label_column=name)
         moved: dict[str, tuple[list[str], list[int]]] = {split: ([], []) for split in SPLIT_NAMES}
         for split, dataset in drawn.named().items():
             for item, label in zip(dataset.items, dataset.labels, strict=True):

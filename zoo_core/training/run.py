@@ -121,8 +121,9 @@ def usable_transform(spec: ModelSpec, data: Path) -> Any:
     return report.transform
 
 
-def run_splits(data: Path, kind: str, options: FinetuneOptions, seed: int) -> Splits:
-    """The three splits a run with `options` uses for `seed`."""
+def run_splits(data: Path, kind: str, options: FinetuneOptions, seed: int, label_column: str | None = None) -> Splits:
+    """The three splits a run with `options` uses for `seed` (a text file's labels from `label_column` where it
+    has one: a multi-task run's task takes the column of its name)."""
     return three_splits(
         data,
         kind,
@@ -131,6 +132,7 @@ def run_splits(data: Path, kind: str, options: FinetuneOptions, seed: int) -> Sp
         val_split=options.val_split,
         test_split=options.test_split,
         seed=seed,
+        label_column=label_column,
     )
 
 

@@ -113,10 +113,19 @@ def _given(path: Path, kind: str, classes: list[str], option: str) -> Dataset:
 
 
 def three_splits(
-    data: Path, kind: str, *, val: Path | None, test: Path | None, val_split: float, test_split: float, seed: int
+    data: Path,
+    kind: str,
+    *,
+    val: Path | None,
+    test: Path | None,
+    val_split: float,
+    test_split: float,
+    seed: int,
+    label_column: str | None = None,
 ) -> Splits:
-    """Train, validation and test sets of `data` (see the module docstring); at least two classes."""
-    dataset = load_dataset(data, kind)
+    """Train, validation and test sets of `data` (see the module docstring); at least two classes. A text
+    file's labels come from `label_column` where it has one (`read_texts`)."""
+    dataset = load_dataset(data, kind, label_column=label_column)
     if len(dataset.classes) < 2:
         found = ", ".join(repr(name) for name in dataset.classes) or "none"
         raise DataError(
