@@ -135,6 +135,19 @@ def test_the_word_vector_report_has_zoos_findings_then_the_vocabularys(tmp_path:
     ]
 
 
+def test_rows_without_a_label_are_counted_not_taken_for_a_label(tmp_path: Path) -> None:
+    """A blank label is no class: the check says training leaves those rows out, as `load_dataset` does."""
+    spec = write_vectors(tmp_path / "four.txt")
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\nthe film was great,pos\nthe film was dull,neg\nthe film,\nthe was, \n")
+    found = [(f.check, f.level, f.message, f.fix) for f in zoo_core.check(spec, data).findings[:3]]
+    assert found == [
+        ("rows", "ok", "4 texts", None),
+        ("labels", "warn", "2 rows have no label", "training leaves them out"),
+        ("labels", "ok", "2 labels, 1-1 texts each", None),
+    ]
+
+
 def test_texts_given_as_a_generator_reach_the_plugins_too(tmp_path: Path) -> None:
     """zoo's own check reads the texts first: the word-vector plugin after it must still see every one."""
     spec = write_vectors(tmp_path / "four.txt")

@@ -99,7 +99,12 @@ def dataset_findings(data: TextData) -> list[Finding]:
         findings = [Finding("rows", "ok", f"{len(data.texts)} texts")]
     if not data.labels:
         return findings
-    counts = Counter(data.labels)
+    counts = Counter(label for label in data.labels if label.strip())
+    blank = len(data.labels) - sum(counts.values())
+    if blank:
+        findings.append(Finding("labels", "warn", f"{blank} rows have no label", "training leaves them out"))
+    if not counts:
+        return findings
     low, high = min(counts.values()), max(counts.values())
     summary = f"{len(counts)} labels, {low}-{high} texts each"
     if len(counts) < 2:
