@@ -175,11 +175,14 @@ def main() -> None:
             f"{titles[side]}: {sum(ran)} epochs run of {cap * runs_per_seed[side] * arguments.seeds} allowed "
             f"(early stopping ended runs before the cap: {sum(ran) < cap * runs_per_seed[side] * arguments.seeds})"
         )
+    item = 1 / sizes["test"]  # what one test image is worth
+    print(f"one test image is {item * 100:.2f} points: a gap within its spread, or of one image or less, is noise")
     for side in sides[1:]:
         for task in TASKS:
             gaps = [joint_ - other for joint_, other in zip(accuracy["joint"][task], accuracy[side][task], strict=True)]
             mean, deviation = statistics.fmean(gaps), statistics.stdev(gaps) if len(gaps) > 1 else 0.0
-            verdict = "within noise" if abs(mean) <= deviation else "joint better" if mean > 0 else "joint WORSE"
+            noise = abs(mean) <= max(deviation, item + 1e-9)
+            verdict = "within noise" if noise else "joint better" if mean > 0 else "joint WORSE"
             print(f"{task}: joint - {titles[side]} {mean * 100:+.1f} ± {deviation * 100:.1f} points ({verdict})")
 
 
