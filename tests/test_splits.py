@@ -146,3 +146,20 @@ def test_a_text_files_label_column_and_its_blank_labels(tmp_path: Path, suffix: 
     unlabelled.write_text("text,medium\ngood film,film\n" if suffix == ".csv" else '{"text": "a", "medium": "b"}\n')
     with pytest.raises(DataError, match=r"or name the task after one of its columns \(text, medium\)$"):
         load_dataset(unlabelled, "text", label_column="mood")
+
+
+def test_a_spreadsheets_csv_and_json_lines_that_label_some_rows_only(tmp_path: Path) -> None:
+    """A byte-order mark does not hide the first column's name; a JSONL column counts when any row has it (the
+    rows a task does not label may leave its key out); a line that is not an object is one line naming it."""
+    from zoo_core.textdata import read_texts
+
+    excel = tmp_path / "excel.csv"
+    excel.write_text("\ufefflabel,text\npos,good film\n", encoding="utf-8")
+    assert (read_texts(excel).texts, read_texts(excel).labels) == (["good film"], ["pos"])
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text('{"text": "a", "topic": "x"}\n{"text": "b", "topic": "y", "mood": "sad"}\n')
+    found = read_texts(partial, "mood")
+    assert (found.columns, found.label_column, found.labels) == (["text", "topic", "mood"], "mood", ["", "sad"])
+    partial.write_text('{"text": "a"}\n\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"partial.jsonl:3: a JSON list, not an object; one object per line$"):
+        read_texts(partial)

@@ -49,12 +49,13 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
     """The texts (and labels) of a dataset file, the labels from `label_column` where the file has a column of
     that name (other than its text column); `DataError` names the line of anything malformed."""
     try:
-        content = path.read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV may start with a byte-order mark
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 (byte {error.start}); re-save the file as UTF-8") from None
     if path.suffix == ".csv":
-        rows = list(csv.DictReader(content.splitlines()))
-        columns = list(rows[0]) if rows else []
+        reader = csv.DictReader(content.splitlines())
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
         label = _label(columns, text, label_column)
         if text is None:
@@ -66,10 +67,15 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
         for number, line in enumerate(content.splitlines(), 1):
             if line.strip():
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError as error:
                     raise DataError(f"{path}:{number}: not JSON ({error.msg}); one object per line") from None
-        columns = list(records[0]) if records else []
+                if not isinstance(record, dict):
+                    raise DataError(
+                        f"{path}:{number}: a JSON {type(record).__name__}, not an object; one object per line"
+                    )
+                records.append(record)
+        columns = list(dict.fromkeys(key for record in records for key in record))  # a row may lack a label
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
         label = _label(columns, text, label_column)
         return TextData(
