@@ -4,9 +4,9 @@ Each task is split as a single-task run splits its data (`run_splits`: the same 
 a CSV or JSONL gives the task the labels of the column named as the task where it has one, so one file with
 several label columns serves several tasks), then one rule more is applied in task order: an item another
 task already placed — the same image bytes, or the same text (case and spacing aside) — moves to that task's
-split. Otherwise a test image of one task
-could train the shared backbone through another task, and that task's test figure would measure memory.
-A class the move leaves with no item in a split is refused in one line.
+split. Otherwise a test image of one task could train the shared backbone through another task, and that
+task's test figure would measure memory. A class the move leaves with no item in a split is refused in one
+line.
 
 Training sees the tasks together (`Joint`): each distinct item once per split, with its label in every task
 (-1 where the item is not one of that task's), so an image two tasks share goes through the backbone once.
