@@ -148,6 +148,18 @@ def test_rows_without_a_label_are_counted_not_taken_for_a_label(tmp_path: Path) 
     ]
 
 
+def test_a_file_whose_every_label_is_blank_is_an_error_as_in_training(tmp_path: Path) -> None:
+    spec = write_vectors(tmp_path / "four.txt")
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\nthe film,\nthe was,\n")
+    found = [(f.check, f.level, f.message) for f in zoo_core.check(spec, data).findings[:3]]
+    assert found == [
+        ("rows", "ok", "2 texts"),
+        ("labels", "warn", "2 rows have no label"),
+        ("labels", "error", "no row has a label"),
+    ]
+
+
 def test_texts_given_as_a_generator_reach_the_plugins_too(tmp_path: Path) -> None:
     """zoo's own check reads the texts first: the word-vector plugin after it must still see every one."""
     spec = write_vectors(tmp_path / "four.txt")

@@ -332,7 +332,10 @@ def test_swapped_classes_in_labels_json_are_refused(run: Path, tmp_path: Path, z
     assert not out.exists()
     (swapped / "labels.json").write_text(json.dumps(classes[:4]))
     assert classes == ["5", "6", "7", "8", "9"]
-    assert "(4 classes here, ['5', '6', '7', '8', '9'] there)" in one_line_error(zoo, "evaluate", str(swapped))
+    assert "(4 classes here, 5 there)" in one_line_error(zoo, "evaluate", str(swapped))
+    _edit(swapped / "manifest.json", classes="5\n6")  # the manifest is the broken file: it is the one named
+    err = one_line_error(zoo, "evaluate", str(swapped))
+    assert f"{swapped / 'manifest.json'}: classes is '5\\n6', not a list of class names; train the run again" in err
 
 
 def test_a_splits_json_that_is_not_the_runs_is_refused(run: Path, source: SOURCE, tmp_path: Path, zoo: Run) -> None:

@@ -541,7 +541,8 @@ def test_task_weights_change_what_is_trained(source: SOURCE, tmp_path: Path) -> 
 
 
 def _news(path: Path) -> Path:
-    """A CSV with two label columns: every text's topic, and the sentiment of all but four (left blank)."""
+    """A CSV with two label columns: every text's topic, and the sentiment of all but four (left blank); and a
+    ``label`` column no task uses, one class throughout (which a task named after no column would take)."""
     subjects = {
         "sports": ["the team", "the striker", "the club", "the goalkeeper", "our side"],
         "finance": ["the bank", "the stock", "investors", "the market", "the fund"],
@@ -551,22 +552,25 @@ def _news(path: Path) -> Path:
         "neg": ["had a terrible, miserable day", "suffered a painful disaster"],
     }
     rows = [
-        (f"{subject} {saying}", topic, sentiment)
+        (f"{subject} {saying}", topic, sentiment, "news")
         for topic, names in subjects.items()
         for subject in names
         for sentiment, lines in sayings.items()
         for saying in lines
     ]
-    rows += [(f"{subject} met on tuesday", topic, "") for topic, names in subjects.items() for subject in names[:2]]
+    rows += [
+        (f"{subject} met on tuesday", topic, "", "news") for topic, names in subjects.items() for subject in names[:2]
+    ]
     with path.open("w", newline="", encoding="utf-8") as file:
-        csv.writer(file).writerows([("text", "topic", "sentiment"), *rows])
+        csv.writer(file).writerows([("text", "topic", "sentiment", "label"), *rows])
     return path
 
 
 @pytest.mark.slow
 def test_one_csv_with_a_label_column_per_task(minilm: zoo_core.ModelSpec, tmp_path: Path, zoo: Run) -> None:
     """``--task topic=news.csv --task sentiment=news.csv``: each task takes the column of its name (real
-    MiniLM weights, frozen features), texts with no sentiment train the topic only; one ONNX answers both."""
+    MiniLM weights, frozen features), texts with no sentiment train the topic only; one ONNX answers both. The
+    input check reads each task's own labels, not the one-class ``label`` column (which would stop the run)."""
     news = _news(tmp_path / "news.csv")
     code, out, err = zoo(
         "finetune", minilm.name, "--task", f"topic={news}", "--task", f"sentiment={news}", "--out",
@@ -591,10 +595,11 @@ def test_one_csv_with_a_label_column_per_task(minilm: zoo_core.ModelSpec, tmp_pa
     code, out, err = zoo("predict", str(tmp_path / "export"), "the goalkeeper had a joyful day", "--json")
     answer = json.loads(out)[0]["tasks"]
     assert code == 0 and (answer["topic"][0]["label"], answer["sentiment"][0]["label"]) == ("sports", "pos"), err
-    mood = one_line_error(zoo, "finetune", minilm.name, "--task", f"topic={news}", "--task", f"mood={news}", "--out",
-                          str(tmp_path / "mood"))  # fmt: skip
+    # two tasks named after no column would both learn the file's `label` column: refused before anything
+    mood = one_line_error(zoo, "finetune", minilm.name, "--task", f"mood={news}", "--task", f"sentimnet={news}",
+                          "--out", str(tmp_path / "mood"))  # fmt: skip
     assert mood == (
-        f"Error: {news}: training needs a label column (label, class or category); or name the task after one of "
-        "its columns (text, topic, sentiment)\n"
+        f"Error: --task sentimnet={news}: its labels would be column 'label', as task mood's; name each task after "
+        "its own label column (topic, sentiment, label)\n"
     )
     assert not (tmp_path / "mood").exists()

@@ -144,7 +144,7 @@ def test_a_text_files_label_column_and_its_blank_labels(tmp_path: Path, suffix: 
         assert load_dataset(data, "text", label_column="text").classes == ["neg", "pos"]  # never the text itself
     unlabelled = tmp_path / f"plain{suffix}"
     unlabelled.write_text("text,medium\ngood film,film\n" if suffix == ".csv" else '{"text": "a", "medium": "b"}\n')
-    with pytest.raises(DataError, match=r"or name the task after one of its columns \(text, medium\)$"):
+    with pytest.raises(DataError, match=r"or name the task after one of its columns \(medium\)$"):
         load_dataset(unlabelled, "text", label_column="mood")
 
 
@@ -160,6 +160,26 @@ def test_a_spreadsheets_csv_and_json_lines_that_label_some_rows_only(tmp_path: P
     partial.write_text('{"text": "a", "topic": "x"}\n{"text": "b", "topic": "y", "mood": "sad"}\n')
     found = read_texts(partial, "mood")
     assert (found.columns, found.label_column, found.labels) == (["text", "topic", "mood"], "mood", ["", "sad"])
+    partial.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": ["x", "y"]}\n')
+    with pytest.raises(DataError, match=r"partial.jsonl:2: label is a JSON list, not one label; give a string$"):
+        read_texts(partial)
     partial.write_text('{"text": "a"}\n\n[1, 2]\n')
     with pytest.raises(DataError, match=r"partial.jsonl:3: a JSON list, not an object; one object per line$"):
         read_texts(partial)
+
+
+def test_a_csvs_quoted_line_breaks_and_repeated_column_names(tmp_path: Path) -> None:
+    """A quoted cell keeps its line break and a text its U+2028 (neither splits a row); a header that names a
+    column twice is refused, since one of the two would be silently dropped."""
+    from zoo_core.textdata import read_texts
+
+    data = tmp_path / "texts.csv"
+    data.write_text('text,label\n"first line\nsecond line",a\nhello\u2028world,b\n', encoding="utf-8")
+    assert read_texts(data).texts == ["first line\nsecond line", "hello\u2028world"]
+    assert read_texts(data).labels == ["a", "b"]
+    jsonl = tmp_path / "texts.jsonl"
+    jsonl.write_text('{"text": "hello\u2028world", "label": "b"}\n', encoding="utf-8")
+    assert read_texts(jsonl).texts == ["hello\u2028world"]
+    data.write_text("text,label,label\na,x,y\n")
+    with pytest.raises(DataError, match=r"texts.csv: the header names column 'label' twice; rename one$"):
+        read_texts(data)

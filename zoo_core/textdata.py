@@ -8,6 +8,7 @@ names a label column (a multi-task run names each task's: its own name) gets tha
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class TextData:
     texts: list[str]
     labels: list[str] | None  # None when the file has no label column
     columns: list[str]  # the file's columns, in order (none for a plain text file)
+    text_column: str | None = None  # the column the texts came from
     label_column: str | None = None  # the column the labels came from
 
 
@@ -53,18 +55,21 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 (byte {error.start}); re-save the file as UTF-8") from None
     if path.suffix == ".csv":
-        reader = csv.DictReader(content.splitlines())
+        reader = csv.DictReader(io.StringIO(content, newline=""))  # a quoted cell may hold a line break
         rows = list(reader)
         columns = list(reader.fieldnames or [])
+        twice = next((name for position, name in enumerate(columns) if name in columns[:position]), None)
+        if twice is not None:
+            raise DataError(f"{path}: the header names column {twice!r} twice; rename one")
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
         label = _label(columns, text, label_column)
         if text is None:
             raise DataError(f"{path}: no columns; the first line must name them (text,label)")
         labels = [row[label] or "" for row in rows] if label else None
-        return TextData([row[text] or "" for row in rows], labels, columns, label)
+        return TextData([row[text] or "" for row in rows], labels, columns, text, label)
     if path.suffix in (".jsonl", ".ndjson"):
         records = []
-        for number, line in enumerate(content.splitlines(), 1):
+        for number, line in enumerate(content.split("\n"), 1):  # a JSON string may hold U+2028
             if line.strip():
                 try:
                     record = json.loads(line)
@@ -74,14 +79,19 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
                     raise DataError(
                         f"{path}:{number}: a JSON {type(record).__name__}, not an object; one object per line"
                     )
-                records.append(record)
-        columns = list(dict.fromkeys(key for record in records for key in record))  # a row may lack a label
+                records.append((number, record))
+        columns = list(dict.fromkeys(key for _, record in records for key in record))  # a row may lack a label
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
         label = _label(columns, text, label_column)
+        for number, record in records:
+            if isinstance(record.get(label), list | dict):
+                kind = type(record[label]).__name__
+                raise DataError(f"{path}:{number}: {label} is a JSON {kind}, not one label; give a string")
         return TextData(
-            [str(record.get(text, "") or "") for record in records],
-            ["" if record.get(label) is None else str(record[label]) for record in records] if label else None,
+            [str(record.get(text, "") or "") for _, record in records],
+            ["" if record.get(label) is None else str(record[label]) for _, record in records] if label else None,
             columns,
+            text,
             label,
         )
     return TextData(content.splitlines(), None, [])
@@ -110,6 +120,7 @@ def dataset_findings(data: TextData) -> list[Finding]:
     if blank:
         findings.append(Finding("labels", "warn", f"{blank} rows have no label", "training leaves them out"))
     if not counts:
+        findings.append(Finding("labels", "error", "no row has a label", "label the rows a classifier learns from"))
         return findings
     low, high = min(counts.values()), max(counts.values())
     summary = f"{len(counts)} labels, {low}-{high} texts each"

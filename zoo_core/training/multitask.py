@@ -376,9 +376,8 @@ def _finetune_tasks(
             f"--strategy {options.strategy} cannot train {spec.name}: word vectors are only used frozen: "
             "use --strategy features"
         )
-    transform = usable_transform(spec, next(iter(data.values())))
-    for path in list(data.values())[1:]:
-        usable_transform(spec, path)
+    transforms = [usable_transform(spec, path, label_column=name) for name, path in data.items()]
+    transform = transforms[0]  # one model's preprocessing, whatever the task
     kind = dataset_kind(spec.modality)
     seeds = [options.seed + repeat for repeat in range(options.repeats)]
     splits = [task_splits(data, kind, options, seed) for seed in seeds]  # every refusal before anything is written

@@ -23,6 +23,7 @@ import numpy as np
 
 from zoo_core.errors import DataError
 from zoo_core.hashing import file_digest
+from zoo_core.textdata import read_texts
 from zoo_core.training.data import Dataset, same_text
 from zoo_core.training.options import FinetuneOptions
 from zoo_core.training.splits import Splits
@@ -55,10 +56,29 @@ def _refuse_emptied(name: str, data: Path, splits: Splits) -> None:
                 )
 
 
+def _refuse_one_column(tasks: Mapping[str, Path]) -> None:
+    """Two tasks of one text file that would both read its ``label`` column (a task named after no column
+    falls back to it) would learn the same labels twice: refused, naming the file's columns."""
+    taken: dict[tuple[Path, str], str] = {}
+    for name, data in tasks.items():
+        texts = read_texts(data, name)
+        if texts.label_column is None:
+            continue  # refused as it is split, naming the columns
+        earlier = taken.setdefault((data.resolve(), texts.label_column), name)
+        if earlier != name:
+            others = ", ".join(column for column in texts.columns if column != texts.text_column)
+            raise DataError(
+                f"--task {name}={data}: its labels would be column {texts.label_column!r}, as task {earlier}'s; "
+                f"name each task after its own label column ({others})"
+            )
+
+
 def task_splits(tasks: Mapping[str, Path], kind: str, options: FinetuneOptions, seed: int) -> dict[str, Splits]:
     """Each task's splits for `seed` (see the module docstring); `tasks` maps a name to its data."""
     from zoo_core.training.run import run_splits
 
+    if kind == "text":
+        _refuse_one_column(tasks)
     placed: dict[str, str] = {}  # an item's content -> the split the first task holding it put it in
     found = {}
     for name, data in tasks.items():

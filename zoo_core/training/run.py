@@ -51,6 +51,7 @@ from zoo_core.loading import load
 from zoo_core.plugins import plugin_distribution, used_plugins
 from zoo_core.records import ModelRecord
 from zoo_core.specs import ModelSpec
+from zoo_core.textdata import read_texts
 from zoo_core.training.data import dataset_kind
 from zoo_core.training.device import device_name, replayable, resolve_device
 from zoo_core.training.model import TransferModel, make_head, run_backbone
@@ -110,9 +111,12 @@ def pinned_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def usable_transform(spec: ModelSpec, data: Path) -> Any:
-    """The preprocessing `zoo check` builds for `data`; its first error, if any, stops the run here."""
-    report = check(spec, data)
+def usable_transform(spec: ModelSpec, data: Path, label_column: str | None = None) -> Any:
+    """The preprocessing `zoo check` builds for `data`; its first error, if any, stops the run here. A
+    multi-task run's text task (`label_column`: the column of its name) is checked on its texts alone: the
+    file's ``label`` column may not be its labels, and its own are checked as they are split."""
+    labelled_elsewhere = label_column is not None and spec.modality != "image"
+    report = check(spec, read_texts(data, label_column).texts if labelled_elsewhere else data)
     errors = [finding for finding in report.findings if finding.level == "error"]
     if errors:
         raise DataError(

@@ -100,6 +100,9 @@ def _manifest(folder: Path) -> dict[str, Any]:
         for key in FINGERPRINTS.values():
             if not isinstance(entry.get(key, ""), str):
                 raise RunFolderError(f"{path}: {where}{key} is {entry[key]!r}, not a fingerprint; {AGAIN}")
+        classes = entry.get("classes", [])
+        if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+            raise RunFolderError(f"{path}: {where}classes is {ascii(classes)[:80]}, not a list of class names; {AGAIN}")
     return manifest
 
 
@@ -135,16 +138,17 @@ def _options(path: Path, options: dict[str, Any]) -> dict[str, Any]:
 
 def _classes(classes: Any, recorded: Any, where: str) -> list[str]:
     """labels.json's `classes` (`where` names the file, and the task of a multi-task run), checked against
-    `recorded`, the manifest's copy: their order is the order of the model's outputs, so an edit of either
-    would relabel the answers. A run written before manifests kept the classes records None."""
+    `recorded`, the manifest's copy (a list of names, `_manifest` checked): their order is the order of the
+    model's outputs, so an edit of either would relabel the answers. A run written before manifests kept the
+    classes records None."""
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(name, str) for name in classes)):
         raise RunFolderError(f"{where}: not a list of two or more class names; {AGAIN}")
     if recorded is not None and recorded != classes:
-        if isinstance(recorded, list) and len(recorded) == len(classes):
+        if len(recorded) == len(classes):
             index = next(index for index, name in enumerate(classes) if name != recorded[index])
-            differ = f"output {index} is {classes[index]!r} here, {recorded[index]!r} there"
+            differ = f"output {index} is {classes[index]!a} here, {recorded[index]!a} there"
         else:
-            differ = f"{len(classes)} classes here, {str(recorded)[:80]} there"
+            differ = f"{len(classes)} classes here, {len(recorded)} there"
         raise RunFolderError(
             f"{where}: not the classes manifest.json recorded ({differ}), whose order the model's outputs "
             f"follow; restore the file, or {AGAIN}"
