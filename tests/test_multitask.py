@@ -144,6 +144,18 @@ def test_a_class_the_shared_items_empty_from_a_split_is_refused(source: SOURCE, 
         task_splits({"a": digit, "b": tmp_path / "b"}, "image", options, 0)
 
 
+def test_a_tasks_data_problem_names_the_task(tmp_path: Path) -> None:
+    """Two tasks of one file: a problem with one task's column names that task, not just the file."""
+    from zoo_core.errors import DataError
+    from zoo_core.training.multitask_splits import task_splits
+    from zoo_core.training.run import FinetuneOptions
+
+    data = tmp_path / "one.csv"
+    data.write_text("text,topic,mood\n" + "".join(f"text {index},{'ab'[index % 2]},same\n" for index in range(20)))
+    with pytest.raises(DataError, match=r"^--task mood: .*one.csv: a classifier needs at least two classes, found 1"):
+        task_splits({"topic": data, "mood": data}, "text", FinetuneOptions(), 0)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -329,6 +329,11 @@ def test_word_vectors_refuse_to_be_trained_before_anything_is_written(
         "use --strategy features\n"
     )
     assert _files(tmp_path) == before  # no run folder, no staging, no features cache (the catalogue's index aside)
+    code, out, err = zoo(
+        "finetune", spec.name, "--task", f"a={data}", "--task", f"b={data}", "--out", str(tmp_path / "t")
+    )
+    assert (code, out) == (1, "") and err.startswith("Error: --task needs a network backbone, and test-g.txt is word")
+    assert _files(tmp_path) == before
 
 
 @pytest.mark.slow

@@ -42,8 +42,12 @@ def _pick(columns: list[str], preferred: tuple[str, ...], default_first: bool) -
 
 
 def _label(columns: list[str], text: str | None, label_column: str | None) -> str | None:
-    if label_column in columns and label_column != text:
-        return label_column
+    """The column the labels come from: `label_column` where the file has it, case aside (a task is named in
+    lower case, a header may be "Topic"), unless it holds the texts; else the usual label column."""
+    named = [column for column in columns if label_column and column.casefold() == label_column.casefold()]
+    chosen = label_column if label_column in named else named[0] if named else None
+    if chosen is not None and chosen != text:
+        return chosen
     return _pick(columns, LABEL_COLUMNS, default_first=False)
 
 
@@ -58,7 +62,7 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
         reader = csv.DictReader(io.StringIO(content, newline=""))  # a quoted cell may hold a line break
         rows = list(reader)
         columns = list(reader.fieldnames or [])
-        twice = next((name for position, name in enumerate(columns) if name in columns[:position]), None)
+        twice = next((name for position, name in enumerate(columns) if name and name in columns[:position]), None)
         if twice is not None:
             raise DataError(f"{path}: the header names column {twice!r} twice; rename one")
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
@@ -79,17 +83,13 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
                     raise DataError(
                         f"{path}:{number}: a JSON {type(record).__name__}, not an object; one object per line"
                     )
-                records.append((number, record))
-        columns = list(dict.fromkeys(key for _, record in records for key in record))  # a row may lack a label
+                records.append(record)
+        columns = list(dict.fromkeys(key for record in records for key in record))  # a row may lack a label
         text = _pick(columns, TEXT_COLUMNS, default_first=True)
         label = _label(columns, text, label_column)
-        for number, record in records:
-            if isinstance(record.get(label), list | dict):
-                kind = type(record[label]).__name__
-                raise DataError(f"{path}:{number}: {label} is a JSON {kind}, not one label; give a string")
         return TextData(
-            [str(record.get(text, "") or "") for _, record in records],
-            ["" if record.get(label) is None else str(record[label]) for _, record in records] if label else None,
+            [str(record.get(text, "") or "") for record in records],
+            ["" if record.get(label) is None else str(record[label]) for record in records] if label else None,
             columns,
             text,
             label,

@@ -371,10 +371,10 @@ def _finetune_tasks(
 ) -> dict[str, Any]:
     from zoo_core.training.run import pinned_threads, usable_transform, weights_id
 
-    if spec.modality == "embedding" and options.strategy != "features":
+    if spec.modality == "embedding":
         raise RunOptionError(
-            f"--strategy {options.strategy} cannot train {spec.name}: word vectors are only used frozen: "
-            "use --strategy features"
+            f"--task needs a network backbone, and {spec.name} is word vectors: train each task alone on them "
+            "(zoo finetune NAME DATA), or use a text encoder such as minilm"
         )
     transforms = [usable_transform(spec, path, label_column=name) for name, path in data.items()]
     transform = transforms[0]  # one model's preprocessing, whatever the task

@@ -82,7 +82,10 @@ def task_splits(tasks: Mapping[str, Path], kind: str, options: FinetuneOptions, 
     placed: dict[str, str] = {}  # an item's content -> the split the first task holding it put it in
     found = {}
     for name, data in tasks.items():
-        drawn = run_splits(data, kind, options, seed, label_column=name)
+        try:
+            drawn = run_splits(data, kind, options, seed, label_column=name)
+        except DataError as error:  # two tasks may share the file it names: say which task
+            raise DataError(f"--task {name}: {error}") from None
         moved: dict[str, tuple[list[str], list[int]]] = {split: ([], []) for split in SPLIT_NAMES}
         for split, dataset in drawn.named().items():
             for item, label in zip(dataset.items, dataset.labels, strict=True):

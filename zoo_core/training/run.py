@@ -115,7 +115,7 @@ def usable_transform(spec: ModelSpec, data: Path, label_column: str | None = Non
     """The preprocessing `zoo check` builds for `data`; its first error, if any, stops the run here. A
     multi-task run's text task (`label_column`: the column of its name) is checked on its texts alone: the
     file's ``label`` column may not be its labels, and its own are checked as they are split."""
-    labelled_elsewhere = label_column is not None and spec.modality != "image"
+    labelled_elsewhere = label_column is not None and spec.modality != "image" and data.is_file()
     report = check(spec, read_texts(data, label_column).texts if labelled_elsewhere else data)
     errors = [finding for finding in report.findings if finding.level == "error"]
     if errors:
