@@ -182,3 +182,10 @@ def test_a_csvs_quoted_line_breaks_and_repeated_column_names(tmp_path: Path) -> 
     data.write_text("text,label,label\na,x,y\n")
     with pytest.raises(DataError, match=r"texts.csv: the header names column 'label' twice; rename one$"):
         read_texts(data)
+
+
+def test_a_folder_given_for_texts_is_one_line(tmp_path: Path) -> None:
+    from zoo_core.textdata import read_texts
+
+    with pytest.raises(DataError, match=r"a folder; a text model reads one file of texts \(.txt, .csv or .jsonl\)$"):
+        read_texts(tmp_path)

@@ -58,6 +58,8 @@ def read_texts(path: Path, label_column: str | None = None) -> TextData:
         content = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV may start with a byte-order mark
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 (byte {error.start}); re-save the file as UTF-8") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder; a text model reads one file of texts (.txt, .csv or .jsonl)") from None
     if path.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(content, newline=""))  # a quoted cell may hold a line break
         rows = list(reader)
