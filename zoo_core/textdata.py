@@ -2,7 +2,8 @@
 
 CSV and JSONL take the text from a column named ``text`` (else ``sentence``, ``content``, or the first
 column) and labels from ``label`` (else ``labels``, ``class``, ``category``) when there is one. A reader that
-names a label column (a multi-task run names each task's: its own name) gets that column where the file has it.
+names a label column (a multi-task run names each task's: its own name) gets that column where the file has it,
+case aside. A blank label is read as "": training leaves such a row out, `dataset_findings` counts them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _label(columns: list[str], text: str | None, label_column: str | None) -> st
 
 def read_texts(path: Path, label_column: str | None = None) -> TextData:
     """The texts (and labels) of a dataset file, the labels from `label_column` where the file has a column of
-    that name (other than its text column); `DataError` names the line of anything malformed."""
+    that name, case aside (`_label`); `DataError` names the file, and the line, of anything malformed."""
     try:
         content = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV may start with a byte-order mark
     except UnicodeDecodeError as error:
