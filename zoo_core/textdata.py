@@ -32,6 +32,10 @@ class TextData:
     text_column: str | None = None  # the column the texts came from
     label_column: str | None = None  # the column the labels came from
 
+    def other_columns(self) -> list[str]:
+        """The columns that could be labels: all but the texts' (what a refusal lists for the user to pick)."""
+        return [name for name in self.columns if name != self.text_column]
+
 
 def _pick(columns: list[str], preferred: tuple[str, ...], default_first: bool) -> str | None:
     for name in preferred:

@@ -63,7 +63,7 @@ def _text_pairs(data: Path, label_column: str | None) -> list[tuple[str, str]]:
     a row for one task only) is left out, with one warning that counts them and quotes the first."""
     texts = read_texts(data, label_column)
     if texts.labels is None:
-        others = [name for name in texts.columns if name != texts.text_column]
+        others = texts.other_columns()
         hint = f"; or name the task after one of its columns ({', '.join(others)})" if label_column and others else ""
         raise DataError(f"{data}: training needs a label column (label, class or category){hint}")
     pairs = [(text, label) for text, label in zip(texts.texts, texts.labels, strict=True) if text.strip()]

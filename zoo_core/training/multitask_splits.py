@@ -66,10 +66,9 @@ def _refuse_one_column(tasks: Mapping[str, Path]) -> None:
             continue  # refused as it is split, naming the columns
         earlier = taken.setdefault((data.resolve(), texts.label_column), name)
         if earlier != name:
-            others = ", ".join(column for column in texts.columns if column != texts.text_column)
             raise DataError(
                 f"--task {name}={data}: its labels would be column {texts.label_column!r}, as task {earlier}'s; "
-                f"name each task after its own label column ({others})"
+                f"name each task after its own label column ({', '.join(texts.other_columns())})"
             )
 
 

@@ -136,7 +136,7 @@ def _options(path: Path, options: dict[str, Any]) -> dict[str, Any]:
         raise RunFolderError(f"{path}: its options cannot make a run ({error}); {AGAIN}") from None
 
 
-def _classes(classes: Any, recorded: Any, where: str) -> list[str]:
+def _classes(classes: Any, recorded: list[str] | None, where: str) -> list[str]:
     """labels.json's `classes` (`where` names the file, and the task of a multi-task run), checked against
     `recorded`, the manifest's copy (a list of names, `_manifest` checked): their order is the order of the
     model's outputs, so an edit of either would relabel the answers. A run written before manifests kept the
